@@ -1,0 +1,155 @@
+"""Typed, validated run configuration.
+
+Hydra composes the YAML tree in conf/; `parse_config` turns it into these plain
+dataclasses and checks every value before any work starts, so a bad value ends
+in one clear line instead of a failure half-way through training.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+class W2VError(Exception):
+    """An error the user can fix (bad path, bad value, empty corpus). Printed as one line."""
+
+
+def group_choices(group: str) -> list[str]:
+    """The options of a Hydra config group, e.g. group_choices("backend") -> ["dense", ...]."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@dataclass
+class ModelConfig:
+    name: str = "skipgram"  # skipgram | cbow
+    dim: int = 100
+    window: int = 5
+    negative: int = 5
+
+
+@dataclass
+class BackendConfig:
+    name: str = "dense"
+
+
+@dataclass
+class DataConfig:
+    kind: str = "sample"  # sample | files | hub
+    paths: list[str] = field(default_factory=list)
+    name: str | None = None
+    config: str | None = None
+    split: str = "train"
+    column: str = "text"
+    max_lines: int | None = None  # read only the first N lines (quick trials)
+
+
+@dataclass
+class VocabConfig:
+    min_count: int = 5
+    max_size: int | None = None
+    sample: float = 1e-3
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 5
+    lr: float = 0.025
+    min_lr: float = 0.0001
+    batch_size: int = 1024
+    device: str = "auto"
+    threads: int | None = None
+    seed: int = 1
+    log_every: int = 200  # optimiser steps between TensorBoard points
+
+
+@dataclass
+class ExportConfig:
+    text: bool = False
+    projector_words: int = 5000
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig
+    backend: BackendConfig
+    data: DataConfig
+    vocab: VocabConfig
+    train: TrainConfig
+    export: ExportConfig
+    evaluate: bool = True
+    cache_dir: str = "data/cache"
+
+
+def _int(section: Mapping[str, Any], key: str, where: str, minimum: int | None = None,
+         optional: bool = False) -> int | None:
+    value = section.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise W2VError(f"{where}.{key} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise W2VError(f"{where}.{key} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(section: Mapping[str, Any], key: str, where: str) -> float:
+    value = section.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise W2VError(f"{where}.{key} must be a number, got {value!r}")
+    return float(value)
+
+
+def _choice(value: Any, group: str) -> str:
+    valid = group_choices(group)
+    if value not in valid:
+        raise W2VError(f"unknown {group} {value!r}; valid: {', '.join(valid)}")
+    return value
+
+
+def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
+    """Validate a composed Hydra config (DictConfig or dict) into a RunConfig."""
+    m, b, d, v, t, e = (cfg.get(k) or {} for k in ("model", "backend", "data", "vocab", "train", "export"))
+    model = ModelConfig(
+        name=_choice(m.get("name"), "model"),
+        dim=_int(m, "dim", "model", 1),
+        window=_int(m, "window", "model", 1),
+        negative=_int(m, "negative", "model", 1),
+    )
+    backend = BackendConfig(name=_choice(b.get("name"), "backend"))
+
+    kind = _choice(d.get("kind"), "data")
+    paths = d.get("paths") or []
+    if isinstance(paths, str):
+        paths = [paths]
+    data = DataConfig(kind=kind, paths=[str(p) for p in paths], name=d.get("name"), config=d.get("config"),
+                      split=str(d.get("split", "train")), column=str(d.get("column", "text")),
+                      max_lines=_int(d, "max_lines", "data", 1, optional=True))
+    if kind == "files" and not data.paths:
+        raise W2VError("data.paths is empty; give files with data.paths=[a.txt,b.txt]")
+    if kind == "hub" and not data.name:
+        raise W2VError("data.name is required for data=hub, e.g. data.name=wikitext")
+
+    vocab = VocabConfig(min_count=_int(v, "min_count", "vocab", 1),
+                        max_size=_int(v, "max_size", "vocab", 1, optional=True),
+                        sample=_float(v, "sample", "vocab"))
+    if vocab.sample < 0:
+        raise W2VError(f"vocab.sample must be >= 0 (0 disables subsampling), got {vocab.sample}")
+
+    train = TrainConfig(epochs=_int(t, "epochs", "train", 1), lr=_float(t, "lr", "train"),
+                        min_lr=_float(t, "min_lr", "train"), batch_size=_int(t, "batch_size", "train", 1),
+                        device=str(t.get("device", "auto")), threads=_int(t, "threads", "train", 1, optional=True),
+                        seed=_int(t, "seed", "train"), log_every=_int(t, "log_every", "train", 1))
+    if train.lr <= 0:
+        raise W2VError(f"train.lr must be > 0, got {train.lr}")
+    if not 0 <= train.min_lr <= train.lr:
+        raise W2VError(f"train.min_lr must be between 0 and train.lr={train.lr}, got {train.min_lr}")
+    if train.device not in ("auto", "cpu", "cuda") and not train.device.startswith("cuda:"):
+        raise W2VError(f"train.device must be auto, cpu or cuda, got {train.device!r}")
+
+    export = ExportConfig(text=bool(e.get("text", False)),
+                          projector_words=_int(e, "projector_words", "export", 0))
+    return RunConfig(model=model, backend=backend, data=data, vocab=vocab, train=train, export=export,
+                     evaluate=bool(cfg.get("evaluate", True)), cache_dir=str(cfg.get("cache_dir", "data/cache")))

@@ -1,0 +1,62 @@
+"""Intrinsic evaluation with the files that ship in gensim.
+
+    python -m w2v.evaluate PATH/vectors.bin
+
+prints analogy accuracy (questions-words.txt, restricted to the 30,000 most
+frequent words as gensim does), and the Spearman correlation on WordSim-353
+and SimLex-999 (pairs with an unknown word are skipped, and their share reported).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from gensim.models import KeyedVectors
+from gensim.test.utils import datapath
+
+
+def evaluate_vectors(kv: KeyedVectors) -> dict[str, float]:
+    """{'analogy_acc', 'ws353_spearman', 'simlex_spearman', ...} for a KeyedVectors."""
+    logging.getLogger("gensim").setLevel(logging.ERROR)
+    analogy, _sections = kv.evaluate_word_analogies(datapath("questions-words.txt"))
+    ws = kv.evaluate_word_pairs(datapath("wordsim353.tsv"))
+    simlex = kv.evaluate_word_pairs(datapath("simlex999.txt"))
+
+    def spearman(result) -> float:
+        value = float(result[1][0])
+        return value if value == value else 0.0  # NaN when too few pairs are known
+
+    return {
+        "analogy_acc": float(analogy),
+        "ws353_spearman": spearman(ws),
+        "ws353_oov_ratio": float(ws[2]) / 100.0,
+        "simlex_spearman": spearman(simlex),
+        "simlex_oov_ratio": float(simlex[2]) / 100.0,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m w2v.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("path", help="vectors in word2vec format (.bin binary, anything else text)")
+    args = parser.parse_args(argv)
+    path = Path(args.path)
+    if not path.is_file():
+        print(f"error: no such vectors file: {path}", file=sys.stderr)
+        return 2
+    try:
+        kv = KeyedVectors.load_word2vec_format(str(path), binary=path.suffix == ".bin")
+    except Exception as exc:  # gensim raises assorted errors on a malformed file
+        print(f"error: cannot read {path} as word2vec format: {exc}", file=sys.stderr)
+        return 2
+    metrics = evaluate_vectors(kv)
+    print(f"vectors          {len(kv)} x {kv.vector_size}")
+    print(f"analogy accuracy {metrics['analogy_acc']:.4f}")
+    print(f"WordSim-353      {metrics['ws353_spearman']:.4f}  (oov {metrics['ws353_oov_ratio']:.0%})")
+    print(f"SimLex-999       {metrics['simlex_spearman']:.4f}  (oov {metrics['simlex_oov_ratio']:.0%})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

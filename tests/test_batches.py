@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+import torch
+
+from w2v.batches import (Chunk, NoiseSampler, cbow_windows, epoch_chunks, keep_probability,
+                         noise_distribution, skipgram_pairs)
+
+
+def test_keep_probability_is_word2vecs_formula():
+    counts = np.array([0, 1, 10, 1000, 100000])
+    sample = 1e-3
+    t = sample * counts.sum()
+    keep = keep_probability(counts, sample)
+    expected = np.minimum((np.sqrt(counts[1:] / t) + 1) * t / counts[1:], 1.0)
+    np.testing.assert_allclose(keep[1:], expected)
+    assert keep[0] == 0.0  # a word never seen is never kept
+    assert keep[1] == 1.0 and keep[-1] < 0.2  # rare words always kept, frequent ones thinned
+    np.testing.assert_array_equal(keep_probability(counts, 0.0), np.ones(5))
+
+
+def _chunk(ids, sentence, window):
+    return Chunk(ids=np.asarray(ids, np.int64), sentence=np.asarray(sentence, np.int64),
+                 window=np.asarray(window, np.int64), raw_words=len(ids))
+
+
+def brute_force_pairs(chunk):
+    pairs = []
+    for i in range(len(chunk.ids)):
+        for j in range(len(chunk.ids)):
+            if i != j and abs(i - j) <= chunk.window[i] and chunk.sentence[i] == chunk.sentence[j]:
+                pairs.append((int(chunk.ids[i]), int(chunk.ids[j])))
+    return sorted(pairs)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_skipgram_pairs_match_a_brute_force_reference(seed):
+    rng = np.random.default_rng(seed)
+    n, window = 60, 4
+    chunk = _chunk(rng.integers(0, 30, n), np.sort(rng.integers(0, 5, n)), rng.integers(1, window + 1, n))
+    centres, contexts = skipgram_pairs(chunk, window)
+    assert sorted(zip(centres.tolist(), contexts.tolist())) == brute_force_pairs(chunk)
+
+
+def test_pairs_never_cross_a_sentence_boundary():
+    chunk = _chunk([1, 2, 3, 4], [0, 0, 1, 1], [5, 5, 5, 5])
+    pairs = set(zip(*[a.tolist() for a in skipgram_pairs(chunk, 5)]))
+    assert pairs == {(1, 2), (2, 1), (3, 4), (4, 3)}
+
+
+def test_cbow_windows_match_the_skipgram_pairs():
+    rng = np.random.default_rng(7)
+    n, window = 50, 3
+    chunk = _chunk(rng.integers(0, 20, n), np.sort(rng.integers(0, 4, n)), rng.integers(1, window + 1, n))
+    centres, contexts, mask = cbow_windows(chunk, window)
+    assert contexts.shape == (len(centres), 2 * window) and mask.any(axis=1).all()
+    from_cbow = sorted((int(c), int(x)) for c, row, m in zip(centres, contexts, mask) for x in row[m])
+    assert from_cbow == brute_force_pairs(chunk)
+
+
+def test_reduced_window_is_uniform_and_subsampling_keeps_the_expected_share():
+    counts = np.array([0, 50000, 500, 500])
+    ids = np.repeat(np.arange(1, 4), [50000, 500, 500]).astype(np.int32)
+    np.random.default_rng(0).shuffle(ids)
+    sentences = np.arange(0, len(ids) + 1, 100)
+    keep = keep_probability(counts, 1e-3)
+    rng = np.random.default_rng(1)
+    chunks = list(epoch_chunks(ids, sentences, keep, window=5, rng=rng, chunk_tokens=7000))
+    kept = np.concatenate([c.ids for c in chunks])
+    windows = np.concatenate([c.window for c in chunks])
+    share = (kept == 1).sum() / 50000
+    assert abs(share - keep[1]) < 0.02  # binomial sd is ~0.002
+    assert abs((kept == 2).sum() / 500 - keep[2]) < 0.07  # binomial sd is ~0.022
+    freq = np.bincount(windows, minlength=6)[1:] / len(windows)
+    assert windows.min() == 1 and windows.max() == 5
+    np.testing.assert_allclose(freq, 0.2, atol=0.02)
+
+
+def test_epoch_chunks_cover_the_range_once_and_end_on_sentence_boundaries():
+    ids = np.arange(1000, dtype=np.int32) % 17 + 1
+    sentences = np.array([0, 3, 250, 251, 600, 999, 1000])
+    keep = np.ones(18)
+    chunks = list(epoch_chunks(ids, sentences, keep, 3, np.random.default_rng(0), chunk_tokens=200))
+    assert sum(c.raw_words for c in chunks) == 1000
+    np.testing.assert_array_equal(np.concatenate([c.ids for c in chunks]), ids)
+    pos = 0
+    for c in chunks:
+        pos += c.raw_words
+        assert pos in sentences
+    # A token range (a shard) is covered exactly too.
+    part = list(epoch_chunks(ids, sentences, keep, 3, np.random.default_rng(0), 100, token_range=(250, 999)))
+    assert sum(c.raw_words for c in part) == 749
+
+
+def test_noise_sampler_follows_unigram_to_the_three_quarters():
+    counts = np.array([0, 1000, 100, 10, 1])
+    sampler = NoiseSampler(counts, torch.device("cpu"))
+    draws = sampler.sample((200000,), torch.Generator().manual_seed(0)).numpy()
+    freq = np.bincount(draws, minlength=5) / len(draws)
+    expected = noise_distribution(counts)
+    assert freq[0] == 0  # never draws a word with no count (the UNK row)
+    np.testing.assert_allclose(freq, expected, atol=0.005)
+    assert expected[1] / expected[2] == pytest.approx(10 ** 0.75)

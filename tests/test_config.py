@@ -1,0 +1,51 @@
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from w2v.config import CONF_DIR, W2VError, parse_config
+
+
+def compose_cfg(*overrides):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return OmegaConf.to_container(compose(config_name="config", overrides=list(overrides)), resolve=True)
+
+
+def test_defaults_are_gensims():
+    cfg = parse_config(compose_cfg())
+    assert (cfg.model.name, cfg.model.dim, cfg.model.window, cfg.model.negative) == ("skipgram", 100, 5, 5)
+    assert (cfg.vocab.min_count, cfg.vocab.sample) == (5, 1e-3)
+    assert (cfg.train.epochs, cfg.train.lr, cfg.train.min_lr) == (5, 0.025, 0.0001)
+    assert cfg.data.kind == "sample" and cfg.train.device == "auto"
+
+
+def test_groups_compose():
+    cfg = parse_config(compose_cfg("model=cbow", "backend=sparse", "data=files", "data.paths=[a.txt]"))
+    assert (cfg.model.name, cfg.backend.name, cfg.data.paths) == ("cbow", "sparse", ["a.txt"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.dim=0", "model.dim must be >= 1"),
+    ("model.window=0", "model.window must be >= 1"),
+    ("model.negative=-1", "model.negative must be >= 1"),
+    ("train.epochs=0", "train.epochs must be >= 1"),
+    ("train.lr=0", "train.lr must be > 0"),
+    ("train.lr=-0.1", "train.lr must be > 0"),
+    ("model.dim=abc", "model.dim must be an integer"),
+    ("train.device=tpu", "train.device must be"),
+    ("vocab.min_count=0", "vocab.min_count must be >= 1"),
+])
+def test_invalid_values_are_named(override, message):
+    with pytest.raises(W2VError, match=message):
+        parse_config(compose_cfg(override))
+
+
+def test_unknown_choice_lists_the_valid_ones():
+    cfg = compose_cfg()
+    cfg["backend"]["name"] = "nope"
+    with pytest.raises(W2VError, match=r"unknown backend 'nope'; valid: .*dense.*onehot.*sparse"):
+        parse_config(cfg)
+
+
+def test_files_without_paths_is_an_error():
+    with pytest.raises(W2VError, match="data.paths is empty"):
+        parse_config(compose_cfg("data=files"))

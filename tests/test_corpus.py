@@ -1,0 +1,58 @@
+import bz2
+import gzip
+
+import pytest
+
+from w2v.config import DataConfig, W2VError
+from w2v.corpus import check_paths, open_corpus, sample_paths
+
+
+def test_reads_plain_gzip_and_bzip2_files(tmp_path):
+    (tmp_path / "a.txt").write_text("one two\nthree\n")
+    with gzip.open(tmp_path / "b.txt.gz", "wt") as f:
+        f.write("four five\n")
+    with bz2.open(tmp_path / "c.txt.bz2", "wt") as f:
+        f.write("six\n")
+    corpus = open_corpus(DataConfig(kind="files", paths=[str(tmp_path / n) for n in
+                                                        ("a.txt", "b.txt.gz", "c.txt.bz2")]), tmp_path)
+    lines = [line for batch in corpus.line_batches() for line in batch]
+    assert lines == ["one two", "three", "four five", "six"]
+
+
+def test_invalid_utf8_is_replaced_and_counted(tmp_path):
+    (tmp_path / "bad.txt").write_bytes(b"good words\nbad \xff\xfe here\n")
+    corpus = open_corpus(DataConfig(kind="files", paths=[str(tmp_path / "bad.txt")]), tmp_path)
+    lines = [line for batch in corpus.line_batches() for line in batch]
+    assert lines[0] == "good words" and lines[1].startswith("bad ") and lines[1].endswith(" here")
+    assert corpus.replaced_chars == 2
+
+
+def test_max_lines_limits_the_stream(tmp_path):
+    (tmp_path / "a.txt").write_text("".join(f"line {i}\n" for i in range(5000)))
+    corpus = open_corpus(DataConfig(kind="files", paths=[str(tmp_path / "a.txt")], max_lines=2500), tmp_path)
+    assert sum(len(b) for b in corpus.line_batches()) == 2500
+
+
+def test_bad_paths_fail_with_one_clear_line(tmp_path):
+    with pytest.raises(W2VError, match="not found"):
+        check_paths([str(tmp_path / "missing.txt")])
+    with pytest.raises(W2VError, match="directory"):
+        check_paths([str(tmp_path)])
+    with pytest.raises(W2VError, match="empty"):
+        check_paths([])
+
+
+def test_fingerprint_changes_when_a_file_changes(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("hello\n")
+    before = open_corpus(DataConfig(kind="files", paths=[str(path)]), tmp_path).fingerprint()
+    path.write_text("hello again\n")
+    after = open_corpus(DataConfig(kind="files", paths=[str(path)]), tmp_path).fingerprint()
+    assert before != after
+
+
+def test_sample_is_real_english_shipped_with_gensim(tmp_path):
+    paths = sample_paths(tmp_path)
+    wiki = paths[0].read_text(encoding="utf-8")
+    assert len(wiki.split()) > 300_000 and " the " in wiki and "'''" not in wiki
+    assert paths[1].name == "lee_background.cor"

@@ -1,0 +1,93 @@
+"""End-to-end: `python -m w2v.train` as a user runs it, on tiny corpora and on the sample."""
+import json
+
+import pytest
+from gensim.models import KeyedVectors
+
+from conftest import REPO, run_train
+
+METRIC_KEYS = {"raw_words", "effective_words", "epochs", "vocab_size", "wall_s", "words_per_sec_raw",
+               "words_per_sec_effective", "final_loss", "analogy_acc", "ws353_spearman", "simlex_spearman"}
+TINY = ["model.dim=16", "vocab.min_count=2", "train.epochs=2", "export.projector_words=50"]
+
+
+def tb_tags(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    return set(acc.Tags()["scalars"])
+
+
+@pytest.mark.slow
+def test_full_run_writes_every_output(tmp_path, tiny_corpus):
+    run_dir = tmp_path / "run"
+    args = ["data=files", f"data.paths=[{tiny_corpus}]", f"cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={run_dir}", "export.text=true", "train.log_every=5", *TINY]
+    result = run_train(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    kv = KeyedVectors.load_word2vec_format(str(run_dir / "vectors.bin"), binary=True)
+    text_kv = KeyedVectors.load_word2vec_format(str(run_dir / "vectors.txt"), binary=False)
+    assert kv.index_to_key == text_kv.index_to_key and kv.vector_size == 16
+    assert kv.index_to_key[0] == "w0"  # most frequent first
+    assert "[UNK]" not in kv.key_to_index
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(metrics)
+    assert metrics["raw_words"] == 2 * metrics["corpus_words"]
+    assert 0 < metrics["effective_words"] <= metrics["raw_words"]
+    assert metrics["vocab_size"] == len(kv)
+    assert (run_dir / "tokenizer.json").exists() and (run_dir / "config.resolved.yaml").exists()
+    assert {"train/loss", "train/lr", "perf/words_per_sec", "eval/analogy_acc", "eval/ws353_spearman",
+            "eval/simlex_spearman"} <= tb_tags(run_dir)
+    assert (run_dir / "tb" / "word_vectors" / "tensors.tsv").exists() or \
+        any(p.name == "projector_config.pbtxt" for p in (run_dir / "tb").rglob("*"))
+
+    again = run_train([*args[:3], f"hydra.run.dir={tmp_path / 'run2'}", *TINY], cwd=tmp_path)
+    assert again.returncode == 0
+    assert "skipping tokenisation" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, backend", [("cbow", "dense"), ("skipgram", "sparse"), ("skipgram", "onehot"),
+                                            ("cbow", "onehot")])
+def test_every_model_and_backend_trains(tmp_path, tiny_corpus, model, backend):
+    run_dir = tmp_path / "run"
+    result = run_train(["data=files", f"data.paths=[{tiny_corpus}]", f"cache_dir={tmp_path / 'cache'}",
+                        f"hydra.run.dir={run_dir}", f"model={model}", f"backend={backend}", "evaluate=false",
+                        *TINY], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["model"] == model and metrics["backend"] == backend
+    assert 0 < metrics["final_loss"] < 4.16  # below the untrained loss, (1 + 5) * log 2
+
+
+@pytest.mark.slow
+def test_bad_input_is_one_line_and_leaves_no_vectors(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n\n \t\n")
+    for args, message in (([f"data.paths=[{tmp_path / 'nope.txt'}]"], "not found"),
+                          ([f"data.paths=[{tmp_path}]"], "directory"),
+                          ([f"data.paths=[{empty}]"], "empty")):
+        run_dir = tmp_path / "run"
+        result = run_train(["data=files", *args, f"cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={run_dir}"],
+                           cwd=tmp_path)
+        assert result.returncode != 0
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith("error: ") and message in result.stderr
+        assert not (run_dir / "vectors.bin").exists()
+    result = run_train(["backend=bogus"], cwd=tmp_path)
+    assert result.returncode != 0 and "valid: " in result.stderr and "dense" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["skipgram", "cbow"])
+def test_quality_on_the_sample(tmp_path, model):
+    """3 epochs on the bundled sample: the vectors must carry real similarity signal."""
+    run_dir = tmp_path / "run"
+    result = run_train([f"model={model}", "train.epochs=3", f"cache_dir={REPO / 'data' / 'cache'}",
+                        f"hydra.run.dir={run_dir}", "export.projector_words=0"], cwd=REPO, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0.15 < metrics["ws353_spearman"] < 1.0
+    assert 0.03 < metrics["simlex_spearman"] < 1.0
+    assert metrics["analogy_acc"] > 0.003

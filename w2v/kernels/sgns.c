@@ -1,0 +1,274 @@
+/* Skip-gram and CBOW with negative sampling, word2vec.c-style, over a chunk of token ids.
+
+   Each example is applied at once, in text order (per-example SGD, as word2vec.c and
+   gensim do), so no batch ever sums updates to a frequent row. Threads split a chunk's
+   centre positions into contiguous runs and update the shared tables without locks
+   (Hogwild): collisions are rare and harmless, which is what word2vec.c relies on.
+
+   Conventions shared with w2v/model.py:
+   - skip-gram: the centre word's input row predicts each context word's output row;
+   - CBOW: the mean of the context input rows predicts the centre's output row, and the
+     full error goes back to every context row (word2vec's update, gensim's cbow_mean=1);
+   - a negative equal to the target is skipped, not redrawn (gensim);
+   - the sigmoid is exact to float precision (table + linear interpolation inside
+     [-8, 8], expf outside), so one step matches autograd's.
+   The unigram^0.75 noise is drawn with an alias table: one 64-bit random number per draw. */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TABLE_RANGE 8.0f
+#define TABLE_SIZE 4096 /* intervals over [-TABLE_RANGE, TABLE_RANGE] */
+
+static float sigmoid_table[TABLE_SIZE + 1];
+static float softplus_table[TABLE_SIZE + 1]; /* log(1 + e^x) */
+
+void w2v_init_tables(void) {
+    for (int i = 0; i <= TABLE_SIZE; i++) {
+        double x = -TABLE_RANGE + 2.0 * TABLE_RANGE * i / TABLE_SIZE;
+        sigmoid_table[i] = (float)(1.0 / (1.0 + exp(-x)));
+        softplus_table[i] = (float)(x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)));
+    }
+}
+
+static inline float interpolate(const float *table, float x) {
+    float t = (x + TABLE_RANGE) * (TABLE_SIZE / (2.0f * TABLE_RANGE));
+    int i = (int)t;
+    if (i >= TABLE_SIZE) i = TABLE_SIZE - 1;
+    float frac = t - (float)i;
+    return table[i] + frac * (table[i + 1] - table[i]);
+}
+
+static inline float sigmoid(float x) {
+    if (x > -TABLE_RANGE && x < TABLE_RANGE) return interpolate(sigmoid_table, x);
+    return 1.0f / (1.0f + expf(-x));
+}
+
+static inline float softplus(float x) { /* -log(sigmoid(-x)) */
+    if (x > -TABLE_RANGE && x < TABLE_RANGE) return interpolate(softplus_table, x);
+    return x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x));
+}
+
+static inline float dot(const float *restrict a, const float *restrict b, int64_t dim) {
+    float s = 0.0f;
+    for (int64_t i = 0; i < dim; i++) s += a[i] * b[i];
+    return s;
+}
+
+static inline void axpy(float *restrict y, float a, const float *restrict x, int64_t dim) {
+    for (int64_t i = 0; i < dim; i++) y[i] += a * x[i];
+}
+
+/* splitmix64: tiny state, good enough statistics for sampling, one per thread. */
+static inline uint64_t next_random(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+typedef struct {
+    const uint32_t *threshold; /* keep bucket i with probability threshold[i] / 2^32 */
+    const int32_t *alias;      /* otherwise take alias[i] */
+    int64_t size;
+} Noise;
+
+static inline int64_t draw_noise(const Noise *noise, uint64_t *state) {
+    uint64_t r = next_random(state);
+    uint64_t bucket = ((r >> 32) * (uint64_t)noise->size) >> 32;
+    return ((uint32_t)r < noise->threshold[bucket]) ? (int64_t)bucket : (int64_t)noise->alias[bucket];
+}
+
+/* Vose's alias method for weights (n,) >= 0, not all zero. Returns 0, or -1 when out of memory. */
+int w2v_build_alias(const double *weights, int64_t n, uint32_t *threshold, int32_t *alias) {
+    double total = 0.0;
+    for (int64_t i = 0; i < n; i++) total += weights[i];
+    double *scaled = malloc(sizeof(double) * n);
+    int64_t *small = malloc(sizeof(int64_t) * n), *large = malloc(sizeof(int64_t) * n);
+    if (!scaled || !small || !large) { free(scaled); free(small); free(large); return -1; }
+    int64_t n_small = 0, n_large = 0;
+    for (int64_t i = 0; i < n; i++) {
+        scaled[i] = weights[i] * (double)n / total;
+        if (scaled[i] < 1.0) small[n_small++] = i; else large[n_large++] = i;
+    }
+    while (n_small > 0 && n_large > 0) {
+        int64_t s = small[--n_small], l = large[--n_large];
+        threshold[s] = (uint32_t)fmin(scaled[s] * 4294967296.0, 4294967295.0);
+        alias[s] = (int32_t)l;
+        scaled[l] -= 1.0 - scaled[s];
+        if (scaled[l] < 1.0) small[n_small++] = l; else large[n_large++] = l;
+    }
+    /* What is left has probability 1 up to rounding: it keeps its own bucket. */
+    while (n_large > 0) { int64_t l = large[--n_large]; threshold[l] = 4294967295u; alias[l] = (int32_t)l; }
+    while (n_small > 0) { int64_t s = small[--n_small]; threshold[s] = 4294967295u; alias[s] = (int32_t)s; }
+    free(scaled); free(small); free(large);
+    return 0;
+}
+
+/* One example: `hidden` predicts `target` (label 1) against `negative` noise words (label 0).
+   Output rows are updated at once; the input-side gradient accumulates in `work`.
+   Noise comes from `given` (tests, identical to autograd's) or is drawn. Returns the loss. */
+static inline double train_example(const float *restrict hidden, float *restrict work, float *out, int64_t dim,
+                                   int64_t target, int64_t negative, const int64_t *given, const Noise *noise,
+                                   uint64_t *state, float lr) {
+    double loss = 0.0;
+    memset(work, 0, sizeof(float) * dim);
+    for (int64_t d = 0; d <= negative; d++) {
+        int64_t word;
+        float label;
+        if (d == 0) {
+            word = target; label = 1.0f;
+        } else {
+            word = given ? given[d - 1] : draw_noise(noise, state);
+            if (word == target) continue;
+            label = 0.0f;
+        }
+        float *row = out + word * dim;
+        float score = dot(hidden, row, dim);
+        float g = (label - sigmoid(score)) * lr;
+        loss += label > 0.0f ? softplus(-score) : softplus(score);
+        axpy(work, g, row, dim);
+        axpy(row, g, hidden, dim);
+    }
+    return loss;
+}
+
+typedef struct {
+    int cbow;
+    float *in, *out;
+    int64_t dim, negative, n, lo, hi;
+    const int64_t *ids, *sentence, *window;
+    Noise noise;
+    float lr_from, lr_to;
+    uint64_t seed;
+    double loss;
+    int64_t examples;
+    int failed;
+} Job;
+
+/* Centres lo..hi-1 of the chunk; contexts may lie outside [lo, hi) but never cross a sentence. */
+static void *run_job(void *arg) {
+    Job *job = (Job *)arg;
+    int64_t dim = job->dim, n = job->n;
+    float *work = malloc(sizeof(float) * dim), *mean = malloc(sizeof(float) * dim);
+    if (!work || !mean) { free(work); free(mean); job->failed = 1; return NULL; }
+    uint64_t state = job->seed;
+    double loss = 0.0;
+    int64_t examples = 0, span = job->hi - job->lo;
+    for (int64_t i = job->lo; i < job->hi; i++) {
+        float lr = job->lr_from + (job->lr_to - job->lr_from) * (float)(i - job->lo) / (float)span;
+        int64_t b = job->window[i], sentence = job->sentence[i];
+        int64_t first = i - b < 0 ? 0 : i - b, last = i + b >= n ? n - 1 : i + b;
+        if (!job->cbow) {
+            float *hidden = job->in + job->ids[i] * dim;
+            for (int64_t j = first; j <= last; j++) {
+                if (j == i || job->sentence[j] != sentence) continue;
+                loss += train_example(hidden, work, job->out, dim, job->ids[j], job->negative, NULL,
+                                      &job->noise, &state, lr);
+                axpy(hidden, 1.0f, work, dim);
+                examples++;
+            }
+        } else {
+            int64_t count = 0;
+            memset(mean, 0, sizeof(float) * dim);
+            for (int64_t j = first; j <= last; j++) {
+                if (j == i || job->sentence[j] != sentence) continue;
+                axpy(mean, 1.0f, job->in + job->ids[j] * dim, dim);
+                count++;
+            }
+            if (count == 0) continue;
+            float inv = 1.0f / (float)count;
+            for (int64_t k = 0; k < dim; k++) mean[k] *= inv;
+            loss += train_example(mean, work, job->out, dim, job->ids[i], job->negative, NULL, &job->noise,
+                                  &state, lr);
+            for (int64_t j = first; j <= last; j++) {
+                if (j == i || job->sentence[j] != sentence) continue;
+                axpy(job->in + job->ids[j] * dim, 1.0f, work, dim);
+            }
+            examples++;
+        }
+    }
+    free(work); free(mean);
+    job->loss = loss;
+    job->examples = examples;
+    return NULL;
+}
+
+#define MAX_THREADS 256
+
+/* Train a whole chunk: lr goes linearly from lr_from to lr_to along each thread's run.
+   Writes the summed loss and the example count (pairs, or CBOW windows). Returns 0 on success. */
+int w2v_train_chunk(int cbow, float *in, float *out, int64_t dim, const int64_t *ids, const int64_t *sentence,
+                    const int64_t *window, int64_t n, int64_t negative, const uint32_t *threshold,
+                    const int32_t *alias, int64_t vocab, float lr_from, float lr_to, uint64_t seed, int threads,
+                    double *loss_out, int64_t *examples_out) {
+    if (threads < 1) threads = 1;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (n < 4096L * threads) threads = 1; /* not worth a thread */
+    Job jobs[MAX_THREADS];
+    pthread_t handles[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int t = 0; t < threads; t++) {
+        Job job = {cbow, in, out, dim, negative, n, n * t / threads, n * (t + 1) / threads, ids, sentence, window,
+                   {threshold, alias, vocab}, 0, 0, seed + 0x632BE59BD9B4E019ull * (uint64_t)(t + 1), 0.0, 0, 0};
+        /* Each thread decays lr over its own run, which covers the same share of the chunk. */
+        job.lr_from = lr_from;
+        job.lr_to = lr_to;
+        jobs[t] = job;
+    }
+    for (int t = 1; t < threads; t++) started[t] = pthread_create(&handles[t], NULL, run_job, &jobs[t]) == 0;
+    run_job(&jobs[0]);
+    for (int t = 1; t < threads; t++) {
+        if (started[t]) pthread_join(handles[t], NULL);
+        else run_job(&jobs[t]); /* could not start a thread: do its share here */
+    }
+    double loss = 0.0;
+    int64_t examples = 0;
+    int failed = 0;
+    for (int t = 0; t < threads; t++) { loss += jobs[t].loss; examples += jobs[t].examples; failed |= jobs[t].failed; }
+    *loss_out = loss;
+    *examples_out = examples;
+    return failed ? -1 : 0;
+}
+
+/* Given examples, applied one after another (single thread): the reference path for tests.
+   skip-gram: centres (n,) input words, contexts (n,) targets.
+   CBOW: contexts (n, width) input words with mask (n, width), centres (n,) targets.
+   negatives (n, negative). Returns the summed loss. */
+double w2v_train_examples(int cbow, float *in, float *out, int64_t dim, const int64_t *centres,
+                          const int64_t *contexts, const uint8_t *mask, int64_t width, const int64_t *negatives,
+                          int64_t n, int64_t negative, float lr) {
+    float *work = malloc(sizeof(float) * dim), *mean = malloc(sizeof(float) * dim);
+    double loss = 0.0;
+    if (!work || !mean) { free(work); free(mean); return NAN; }
+    for (int64_t e = 0; e < n; e++) {
+        const int64_t *given = negatives + e * negative;
+        if (!cbow) {
+            float *hidden = in + centres[e] * dim;
+            loss += train_example(hidden, work, out, dim, contexts[e], negative, given, NULL, NULL, lr);
+            axpy(hidden, 1.0f, work, dim);
+            continue;
+        }
+        int64_t count = 0;
+        memset(mean, 0, sizeof(float) * dim);
+        for (int64_t c = 0; c < width; c++)
+            if (mask[e * width + c]) { axpy(mean, 1.0f, in + contexts[e * width + c] * dim, dim); count++; }
+        if (count == 0) continue;
+        for (int64_t k = 0; k < dim; k++) mean[k] /= (float)count;
+        loss += train_example(mean, work, out, dim, centres[e], negative, given, NULL, NULL, lr);
+        for (int64_t c = 0; c < width; c++)
+            if (mask[e * width + c]) axpy(in + contexts[e * width + c] * dim, 1.0f, work, dim);
+    }
+    free(work); free(mean);
+    return loss;
+}
+
+/* n draws from the alias table (tests check the distribution against unigram^0.75). */
+void w2v_draw_noise(const uint32_t *threshold, const int32_t *alias, int64_t vocab, uint64_t seed, int64_t n,
+                    int64_t *draws) {
+    Noise noise = {threshold, alias, vocab};
+    uint64_t state = seed;
+    for (int64_t i = 0; i < n; i++) draws[i] = draw_noise(&noise, &state);
+}

@@ -68,6 +68,8 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
     rng = np.random.default_rng(train_cfg.seed)
     generator = torch.Generator(device=device).manual_seed(train_cfg.seed)
     sampler = NoiseSampler(counts, device)
+    if hasattr(backend, "prepare"):  # a fused backend draws its own negatives and sizes its own steps
+        backend.prepare(counts=counts, batch_size=train_cfg.batch_size, seed=train_cfg.seed)
     keep = keep_probability(counts, cfg.vocab.sample)
     lo, hi = token_range if token_range is not None else (0, len(ids))
     corpus_words = hi - lo

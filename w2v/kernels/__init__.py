@@ -1,0 +1,185 @@
+"""Compiled CPU kernels: C sources built with the system compiler at first use, cached per machine.
+
+`load_sgns()` returns an `SgnsKernel` (ctypes over w2v/kernels/sgns.c) or None when no
+compiler is available, the build fails, or W2V_NO_C=1 is set; callers then fall back
+to torch ops. The shared library is cached under ~/.cache/w2v/kernels (W2V_KERNEL_CACHE
+overrides it), keyed by a hash of the source, the compiler, the flags and the CPU, so
+it is built once per machine (about a second) and rebuilt only when one of those changes.
+ctypes releases the GIL during a call, so Python threads keep preparing data meanwhile.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+log = logging.getLogger("w2v")
+
+SOURCE = Path(__file__).with_name("sgns.c")
+# Fast float maths without -ffast-math itself: linking with it would switch the whole
+# process (numpy, torch) to flush-denormals-to-zero. Reassociation lets dot products vectorise.
+OPT_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
+             "-ffp-contract=fast", "-funroll-loops"]
+LINK_FLAGS = ["-fPIC", "-shared", "-pthread"]
+_lock = threading.Lock()
+_loaded: dict[str, object] = {}
+
+_ptr, _i64, _f32, _f64, _int = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_double, ctypes.c_int
+
+
+def cache_dir() -> Path:
+    if os.environ.get("W2V_KERNEL_CACHE"):
+        return Path(os.environ["W2V_KERNEL_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "w2v" / "kernels"
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _cpu_signature() -> str:
+    """What -march=native depends on: the CPU model and feature flags."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        lines = [ln for ln in text.splitlines() if ln.startswith(("flags", "model name", "Features"))]
+        return "\n".join(sorted(set(lines)))
+    except OSError:
+        return platform.processor()
+
+
+def _build(compiler: str, out: Path) -> bool:
+    """Compile SOURCE into `out` atomically; try -march=native first, then portable flags."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for arch in (["-march=native"], []):
+        fd, tmp = tempfile.mkstemp(prefix=".sgns-", suffix=".so", dir=out.parent)
+        os.close(fd)
+        cmd = [compiler, *OPT_FLAGS, *arch, *LINK_FLAGS, str(SOURCE), "-o", tmp, "-lm"]
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            result = None
+            log.debug(f"kernel build failed: {exc}")
+        if result is not None and result.returncode == 0:
+            os.replace(tmp, out)  # a concurrent build of the same key writes identical bytes
+            return True
+        if result is not None:
+            log.debug(f"kernel build failed ({' '.join(cmd)}): {result.stderr.strip()[:500]}")
+        Path(tmp).unlink(missing_ok=True)
+    return False
+
+
+def library_path() -> Path | None:
+    """The cached shared library for this machine, building it if needed; None when that is impossible."""
+    compiler = _compiler()
+    if compiler is None or not SOURCE.exists():
+        return None
+    try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    key = hashlib.sha256("\n".join([SOURCE.read_text(), compiler, version, " ".join(OPT_FLAGS + LINK_FLAGS),
+                                    platform.machine(), _cpu_signature()]).encode()).hexdigest()[:16]
+    path = cache_dir() / f"sgns-{key}.so"
+    if path.exists():
+        return path
+    try:
+        return path if _build(compiler, path) else None
+    except OSError as exc:  # e.g. a read-only home: build in a private temp dir instead
+        log.debug(f"kernel cache {path.parent} not writable: {exc}")
+        fallback = Path(tempfile.mkdtemp(prefix="w2v-kernels-")) / path.name
+        return fallback if _build(compiler, fallback) else None
+
+
+class SgnsKernel:
+    """Typed wrappers over the C entry points. Tables are contiguous float32 CPU tensors."""
+
+    def __init__(self, lib: ctypes.CDLL):
+        self.lib = lib
+        lib.w2v_init_tables.argtypes, lib.w2v_init_tables.restype = [], None
+        lib.w2v_build_alias.argtypes, lib.w2v_build_alias.restype = [_ptr, _i64, _ptr, _ptr], _int
+        lib.w2v_train_chunk.argtypes = [_int, _ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64, _i64, _ptr, _ptr, _i64,
+                                        _f32, _f32, ctypes.c_uint64, _int, ctypes.POINTER(_f64),
+                                        ctypes.POINTER(_i64)]
+        lib.w2v_train_chunk.restype = _int
+        lib.w2v_train_examples.argtypes = [_int, _ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64, _ptr, _i64, _i64, _f32]
+        lib.w2v_train_examples.restype = _f64
+        lib.w2v_draw_noise.argtypes = [_ptr, _ptr, _i64, ctypes.c_uint64, _i64, _ptr]
+        lib.w2v_draw_noise.restype = None
+        lib.w2v_init_tables()
+
+    def build_alias(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Alias table (threshold uint32 (V,), alias int32 (V,)) for sampling proportional to weights."""
+        weights = np.ascontiguousarray(weights, dtype=np.float64)
+        threshold = np.zeros(len(weights), dtype=np.uint32)
+        alias = np.zeros(len(weights), dtype=np.int32)
+        if self.lib.w2v_build_alias(weights.ctypes.data, len(weights), threshold.ctypes.data, alias.ctypes.data):
+            raise MemoryError("cannot allocate the alias table")
+        return threshold, alias
+
+    def draw_noise(self, alias_table: tuple[np.ndarray, np.ndarray], n: int, seed: int) -> np.ndarray:
+        threshold, alias = alias_table
+        draws = np.empty(n, dtype=np.int64)
+        self.lib.w2v_draw_noise(threshold.ctypes.data, alias.ctypes.data, len(threshold), seed, n, draws.ctypes.data)
+        return draws
+
+    def train_chunk(self, cbow: bool, in_table: torch.Tensor, out_table: torch.Tensor, ids: np.ndarray,
+                    sentence: np.ndarray, window: np.ndarray, negative: int,
+                    alias_table: tuple[np.ndarray, np.ndarray], lr_from: float, lr_to: float, seed: int,
+                    threads: int) -> tuple[float, int]:
+        """Train every centre of a chunk in place; returns (summed loss, examples)."""
+        ids, sentence, window = (np.ascontiguousarray(a, dtype=np.int64) for a in (ids, sentence, window))
+        threshold, alias = alias_table
+        loss, examples = _f64(), _i64()
+        status = self.lib.w2v_train_chunk(int(cbow), in_table.data_ptr(), out_table.data_ptr(), in_table.shape[1],
+                                          ids.ctypes.data, sentence.ctypes.data, window.ctypes.data, len(ids),
+                                          negative, threshold.ctypes.data, alias.ctypes.data, len(threshold),
+                                          lr_from, lr_to, seed & (2**64 - 1), threads, ctypes.byref(loss),
+                                          ctypes.byref(examples))
+        if status:
+            raise MemoryError("the C kernel could not allocate its per-thread buffers")
+        return loss.value, examples.value
+
+    def train_examples(self, cbow: bool, in_table: torch.Tensor, out_table: torch.Tensor, centres: torch.Tensor,
+                       contexts: torch.Tensor, mask: torch.Tensor | None, negatives: torch.Tensor,
+                       lr: float) -> float:
+        """Apply given examples one after another (word2vec's order); returns the summed loss."""
+        centres, contexts, negatives = (t.to(torch.int64).contiguous() for t in (centres, contexts, negatives))
+        width = contexts.shape[1] if cbow else 1
+        mask_u8 = (mask if mask is not None else torch.ones_like(contexts, dtype=torch.bool)).to(torch.uint8)
+        mask_u8 = mask_u8.contiguous()
+        return self.lib.w2v_train_examples(int(cbow), in_table.data_ptr(), out_table.data_ptr(), in_table.shape[1],
+                                           centres.data_ptr(), contexts.data_ptr(), mask_u8.data_ptr(), width,
+                                           negatives.data_ptr(), len(centres), negatives.shape[1], lr)
+
+
+def load_sgns() -> SgnsKernel | None:
+    """The compiled skip-gram/CBOW kernel, or None (then use the torch path)."""
+    if os.environ.get("W2V_NO_C", "") not in ("", "0"):
+        return None
+    with _lock:
+        if "sgns" not in _loaded:
+            path = library_path()
+            kernel = None
+            if path is not None:
+                try:
+                    kernel = SgnsKernel(ctypes.CDLL(str(path)))
+                except OSError as exc:
+                    log.debug(f"cannot load {path}: {exc}")
+            if kernel is None:
+                log.warning("no C compiler or kernel build failed: backend=fused uses its (slower) torch path")
+            _loaded["sgns"] = kernel
+        return _loaded["sgns"]

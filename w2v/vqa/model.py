@@ -1,0 +1,123 @@
+"""The VQA-style classifier: question encoder, image encoder, FiLM fusion, MLP over answers.
+
+    question ids (B, T) -> embedding -> mean pooling | GRU      -> q (B, H)
+    image (B, 3, S, S) uint8 -> small CNN -> map (B, C, S/8, S/8)
+       or features (B, D) -> linear      -> map (B, C, 1, 1)
+    q scales and shifts every channel of the map (FiLM), twice, with x/y coordinate
+    channels so positions ("left of") stay visible; the map is flattened into an MLP.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from .embeddings import QuestionEmbedding
+
+
+@dataclass
+class ModelConfig:
+    encoder: str = "gru"  # gru | mean
+    hidden: int = 128  # question vector size and MLP width
+    channels: int = 32  # image feature-map channels
+    film_blocks: int = 2
+
+
+class QuestionEncoder(nn.Module):
+    """(B, T) ids with 0 = padding -> (B, hidden)."""
+
+    def __init__(self, embedding: QuestionEmbedding, kind: str, hidden: int):
+        super().__init__()
+        self.embedding, self.kind = embedding, kind
+        if kind == "gru":
+            self.rnn = nn.GRU(embedding.dim, hidden, batch_first=True)
+        else:
+            self.project = nn.Sequential(nn.Linear(embedding.dim, hidden), nn.ReLU())
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        words = self.embedding(ids)
+        lengths = (ids != 0).sum(dim=1).clamp(min=1)
+        if self.kind == "gru":
+            packed = pack_padded_sequence(words, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            return self.rnn(packed)[1][0]
+        mask = (ids != 0).unsqueeze(-1).to(words.dtype)
+        return self.project((words * mask).sum(dim=1) / lengths.unsqueeze(-1).to(words.dtype))
+
+
+class PixelEncoder(nn.Module):
+    """(B, S, S, 3) uint8 -> (B, channels, S/8, S/8): a 4x4 patch layer, then two strided convs."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(3, channels, kernel_size=4, stride=4), nn.BatchNorm2d(channels), nn.ReLU(),
+            nn.Conv2d(channels, channels, kernel_size=3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(),
+            nn.Conv2d(channels, channels, kernel_size=3, stride=2, padding=1), nn.BatchNorm2d(channels), nn.ReLU(),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images.permute(0, 3, 1, 2).float() / 255.0)
+
+
+class FeatureEncoder(nn.Module):
+    """(B, D) precomputed features -> (B, channels, 1, 1)."""
+
+    def __init__(self, in_dim: int, channels: int):
+        super().__init__()
+        self.linear = nn.Linear(in_dim, channels)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.linear(features.float()))[:, :, None, None]
+
+
+def with_coordinates(x: torch.Tensor) -> torch.Tensor:
+    """Append x and y position channels in [-1, 1] to a (B, C, H, W) map."""
+    b, _, h, w = x.shape
+    ys = torch.linspace(-1, 1, h, device=x.device).view(1, 1, h, 1).expand(b, 1, h, w)
+    xs = torch.linspace(-1, 1, w, device=x.device).view(1, 1, 1, w).expand(b, 1, h, w)
+    return torch.cat([x, xs, ys], dim=1)
+
+
+class FiLMBlock(nn.Module):
+    """A residual conv block whose channels the question scales and shifts."""
+
+    def __init__(self, channels: int, hidden: int, spatial: bool):
+        super().__init__()
+        self.mix = nn.Conv2d(channels + 2, channels, kernel_size=1)
+        self.conv = nn.Conv2d(channels, channels, kernel_size=3 if spatial else 1, padding=1 if spatial else 0)
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.film = nn.Linear(hidden, 2 * channels)
+
+    def forward(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.mix(with_coordinates(x)))
+        gamma, beta = self.film(q).chunk(2, dim=1)
+        h = self.norm(self.conv(x)) * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+        return x + F.relu(h)
+
+
+class VQAModel(nn.Module):
+    def __init__(self, embedding: QuestionEmbedding, cfg: ModelConfig, n_answers: int,
+                 image_kind: str, image_shape: tuple[int, ...]):
+        super().__init__()
+        self.question = QuestionEncoder(embedding, cfg.encoder, cfg.hidden)
+        if image_kind == "pixels":
+            self.image = PixelEncoder(cfg.channels)
+            map_side = image_shape[0] // 8
+        else:
+            self.image = FeatureEncoder(image_shape[-1], cfg.channels)
+            map_side = 1
+        self.blocks = nn.ModuleList(FiLMBlock(cfg.channels, cfg.hidden, map_side > 1) for _ in range(cfg.film_blocks))
+        self.classifier = nn.Sequential(
+            nn.Linear(cfg.channels * map_side * map_side + cfg.hidden, cfg.hidden), nn.ReLU(),
+            nn.Linear(cfg.hidden, n_answers))
+
+    def forward(self, ids: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """ids (B, T), images (B, S, S, 3) uint8 or (B, D) -> answer logits (B, n_answers)."""
+        q = self.question(ids)
+        x = self.image(images)
+        for block in self.blocks:
+            x = block(x, q)
+        return self.classifier(torch.cat([x.flatten(1), q], dim=1))

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from .model import LOSSES, Batch
+from .fused import FusedBackend  # hand-written steps, no autograd (not an EmbeddingBackend subclass)
 
 
 def init_tables(vocab_size: int, dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,7 +145,9 @@ BACKENDS: dict[str, type[EmbeddingBackend]] = {
     "dense": DenseBackend,
     "sparse": SparseBackend,
     "onehot": OneHotBackend,
+    "fused": FusedBackend,
 }
+from . import offload  # noqa: E402,F401  adds BACKENDS["offload"] (it subclasses EmbeddingBackend)
 
 
 def make_backend(name: str, input_init: torch.Tensor, output_init: torch.Tensor,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .backends import EmbeddingBackend
+from .backends import BACKENDS, EmbeddingBackend
 from .model import LOSSES, Batch
 
 # The Batch fields each loss in model.py looks up in the (input, output) table.
@@ -184,3 +184,6 @@ class OffloadBackend(EmbeddingBackend):
         for table in (0, 1):
             self.write_back(table, self.previous[table])
         self.previous = [None, None]
+
+
+BACKENDS[OffloadBackend.name] = OffloadBackend  # backends.py imports this module to register it

@@ -2,15 +2,21 @@
 
 corpus -> vocabulary + token-id cache -> backend -> training loop -> vectors.bin,
 metrics.json, TensorBoard events, all in Hydra's run dir (hydra.run.dir=... moves it).
+
+Under `torchrun --nproc-per-node=N -m w2v.train hydra.run.dir=DIR ...` the same code
+runs on N ranks (w2v/distributed.py): rank 0 tokenises and writes every output.
 """
 from __future__ import annotations
 
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 import hydra
 import numpy as np
@@ -19,26 +25,56 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
-from .atomic import write_json
-from .backends import init_tables, make_backend
+from .atomic import atomic_path, write_json
+from .backends import BACKENDS, init_tables, make_backend
+from .checkpoint import (CHECKPOINT_NAME, CheckpointPolicy, Checkpointing, check_run_key, load_checkpoint,
+                         restore_backend, resume_path, run_key, save_checkpoint)
 from .config import RunConfig, W2VError, group_choices, parse_config
 from .corpus import open_corpus
-from .evaluate import evaluate_vectors
-from .export import save_vectors, to_keyed_vectors
-from .memory import check_fits
-from .token_ids import load_or_build
+from .distributed import (World, broadcast_tables, check_data_parallel, launched_rank, launched_world_size,
+                          shard_range, start_world)
+from .memory import available_bytes, check_fits
+from .run_dir import parse_overwrite, prepare_run_dir
+from .signals import StopRequest
+from .token_ids import TokenIds, load_or_build
 from .trainer import train
 from .vocab import id_to_word
 
 log = logging.getLogger("w2v")
 
 
-def resolve_device(name: str) -> torch.device:
-    """auto -> cuda when present, else cpu; cuda without a GPU is a user error."""
+class Interrupted(W2VError):
+    """Training stopped on a signal after writing a checkpoint; exits 128 + the signal number."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class RunOptions:
+    """How this run relates to earlier ones: resume from a checkpoint, overwrite, checkpoint policy."""
+
+    resume: Path | None = None
+    overwrite: bool = False
+    checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any], run_dir: Path) -> "RunOptions":
+        train_cfg = raw.get("train") or {}
+        return cls(resume=resume_path(train_cfg.get("resume"), run_dir),
+                   overwrite=parse_overwrite(raw.get("overwrite", False)),
+                   checkpoint=CheckpointPolicy.parse(train_cfg.get("checkpoint_every")))
+
+
+def resolve_device(name: str, world: World | None = None) -> torch.device:
+    """auto -> cuda when present, else cpu; cuda without a GPU is a user error. Ranks take cuda:LOCAL_RANK."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise W2VError("train.device=cuda but no CUDA device is available; use train.device=cpu or auto")
+    if name.startswith("cuda") and world is not None and world.distributed:
+        return torch.device("cuda", world.local_rank)  # one GPU per rank
     return torch.device(name)
 
 
@@ -51,96 +87,182 @@ def write_tensorboard_embedding(writer, words: list[str], vectors: np.ndarray, c
                          tag="word_vectors")
 
 
-def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True) -> dict:
-    """Run the pipeline; returns the metrics written to run_dir/metrics.json."""
+def load_token_ids(cfg: RunConfig, cache_dir: Path, world: World, show_progress: bool) -> TokenIds:
+    """Rank 0 tokenises (or finds the cache) while the others wait; then they read the same cache."""
+    def build() -> TokenIds:
+        corpus = open_corpus(cfg.data, cache_dir)
+        return load_or_build(corpus, cfg.vocab, cache_dir, show_progress=show_progress, log=log.info)
+
+    token_ids = world.on_main(build)
+    if not world.is_main:
+        token_ids = build()  # a cache hit (or, on a node that cannot see rank 0's cache, the same build)
+    shapes = world.gather_objects((token_ids.tokenizer_path.parent.name, len(token_ids.ids), token_ids.vocab_size))
+    if len(set(shapes)) > 1:
+        raise W2VError(f"ranks disagree on the encoded corpus {shapes}; give every node the same corpus and cache_dir")
+    return token_ids
+
+
+def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunOptions | None = None,
+        world: World | None = None, resolved_config: str | None = None) -> dict:
+    """Run the pipeline; returns the metrics written to run_dir/metrics.json (rank 0; {} elsewhere)."""
     from torch.utils.tensorboard import SummaryWriter
 
     started = time.perf_counter()
-    device = resolve_device(cfg.train.device)
-    torch.set_num_threads(cfg.train.threads or os.cpu_count() or 1)
+    options, world = options or RunOptions(), world or World()
+    device = resolve_device(cfg.train.device, world)
+    if world.distributed:
+        check_data_parallel(BACKENDS[cfg.backend.name])
+    # Ranks on one host share its cores.
+    torch.set_num_threads(cfg.train.threads or max(1, (os.cpu_count() or 1) // world.local_world_size))
     torch.manual_seed(cfg.train.seed)
     cache_dir = Path(to_absolute_path(cfg.cache_dir)) if HydraConfig.initialized() else Path(cfg.cache_dir)
 
-    corpus = open_corpus(cfg.data, cache_dir)
-    token_ids = load_or_build(corpus, cfg.vocab, cache_dir, show_progress=show_progress, log=log.info)
-    if token_ids.replaced_chars:
+    world.on_main(lambda: prepare_run_dir(run_dir, options.resume is not None, options.overwrite))
+    if world.is_main and resolved_config is not None:
+        with atomic_path(run_dir / "config.resolved.yaml") as tmp:
+            tmp.write_text(resolved_config, encoding="utf-8")
+    token_ids = load_token_ids(cfg, cache_dir, world, show_progress)
+    if token_ids.replaced_chars and world.is_main:
         log.warning(f"replaced {token_ids.replaced_chars} undecodable byte sequences with U+FFFD (dropped)")
     vocab_size, n_tokens = token_ids.vocab_size, len(token_ids.ids)
     log.info(f"corpus: {n_tokens} in-vocabulary tokens, {len(token_ids.sentences) - 1} lines, "
-             f"vocabulary {vocab_size - 1} words; device {device}, backend {cfg.backend.name}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(token_ids.tokenizer_path, run_dir / ".tokenizer.json.tmp")
-    os.replace(run_dir / ".tokenizer.json.tmp", run_dir / "tokenizer.json")
+             f"vocabulary {vocab_size - 1} words; device {device}, backend {cfg.backend.name}, "
+             f"{world.world_size} rank(s)")
+    if world.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(run_dir / "tokenizer.json") as tmp:
+            shutil.copyfile(token_ids.tokenizer_path, tmp)
 
-    check_fits(cfg.backend.name, vocab_size, cfg.model.dim, cfg.model.name, cfg.train.batch_size,
-               cfg.model.window, cfg.model.negative, device)
+    # Ranks on one host share its memory; ranks on GPUs each have their own.
+    shared = world.local_world_size if device.type == "cpu" and world.distributed else 1
+    world.on_every_rank(lambda: check_fits(
+        cfg.backend.name, vocab_size, cfg.model.dim, cfg.model.name, cfg.train.batch_size, cfg.model.window,
+        cfg.model.negative, device, available=available_bytes(device) // shared if shared > 1 else None))
     input_init, output_init = init_tables(vocab_size, cfg.model.dim, cfg.train.seed)
     backend = make_backend(cfg.backend.name, input_init, output_init, device)
+    del input_init, output_init  # the backend holds its own copy; do not keep two
 
-    writer = SummaryWriter(log_dir=str(run_dir / "tb"))
+    key = run_key(cfg, token_ids.tokenizer_path.parent.name, world.world_size)
+    resume_loop = resume_from(options.resume, backend, key, cfg.train.lr, world) if options.resume else None
+    broadcast_tables(backend, world)
+    checkpoint_path = run_dir / CHECKPOINT_NAME
+
+    def save(loop_state: dict) -> None:
+        def write() -> None:
+            try:
+                save_checkpoint(checkpoint_path, backend, loop_state, key)
+            except OSError as exc:
+                raise W2VError(f"cannot write checkpoint {checkpoint_path}: {exc}") from exc
+            log.info(f"checkpoint: step {loop_state['stats']['steps']}, {checkpoint_path}")
+        world.on_main(write)
+
+    writer = SummaryWriter(log_dir=str(run_dir / "tb")) if world.is_main else None
+    log.info(f"training: {cfg.train.epochs} epochs of {n_tokens} words on {world.world_size} rank(s); "
+             f"Ctrl-C / SIGTERM stops after the current step with a checkpoint")
     try:
-        stats = train(cfg, token_ids.ids, token_ids.sentences, token_ids.counts, backend, device,
-                      on_log=lambda step, point: [writer.add_scalar(k, v, step) for k, v in point.items()],
-                      show_progress=show_progress)
+        with StopRequest() as stop:
+            stats = train(cfg, token_ids.ids, token_ids.sentences, token_ids.counts, backend, device,
+                          on_log=lambda step, point: [writer.add_scalar(k, v, step) for k, v in point.items()],
+                          show_progress=show_progress, world=world, resume=resume_loop,
+                          token_range=shard_range(token_ids.sentences, world.rank, world.world_size),
+                          checkpointing=Checkpointing(options.checkpoint, save, stop))
+        if stats.interrupted:
+            # lr falls linearly with the words done, so it tells how far the run got.
+            done = (cfg.train.lr - stats.final_lr) / max(cfg.train.lr - cfg.train.min_lr, 1e-12)
+            raise Interrupted(f"{stats.interrupted} received: stopped after step {stats.steps} (about {done:.0%} "
+                              f"of the run); checkpoint {checkpoint_path}; continue with the same command "
+                              f"plus train.resume=true", 128 + (stop.signal_number or signal.SIGINT))
         if not np.isfinite(stats.final_loss):
             raise W2VError(f"training diverged (loss {stats.final_loss}); lower train.lr or train.batch_size")
-
-        words = id_to_word(token_ids.tokenizer)
-        vectors = backend.input_weights().float().cpu().numpy()
-        kv = to_keyed_vectors(words, vectors, token_ids.counts)
-        save_vectors(kv, run_dir / "vectors.bin", binary=True)
-        if cfg.export.text:
-            save_vectors(kv, run_dir / "vectors.txt", binary=False)
-        quality = evaluate_vectors(kv) if cfg.evaluate else {}
-        for key in ("analogy_acc", "ws353_spearman", "simlex_spearman"):
-            if key in quality:
-                writer.add_scalar(f"eval/{key}", quality[key], stats.steps)
-        write_tensorboard_embedding(writer, words, vectors, token_ids.counts, cfg.export.projector_words)
+        if not world.is_main:
+            return {}
+        metrics = export_and_evaluate(cfg, run_dir, backend, token_ids, stats, writer)
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
 
-    metrics = {
-        "raw_words": stats.raw_words,
-        "effective_words": stats.effective_words,
-        "corpus_words": n_tokens,
-        "epochs": cfg.train.epochs,
-        "vocab_size": len(kv),
-        "examples": stats.examples,
-        "steps": stats.steps,
-        "train_s": stats.train_seconds,
-        "wall_s": time.perf_counter() - started,
+    metrics.update({
+        "corpus_words": n_tokens, "epochs": cfg.train.epochs, "examples": stats.examples, "steps": stats.steps,
+        "train_s": stats.train_seconds, "wall_s": time.perf_counter() - started,
+        "raw_words": stats.raw_words, "effective_words": stats.effective_words,
+        # Totals over every rank, divided by the training time (tokenisation excluded).
         "words_per_sec_raw": stats.raw_words / max(stats.train_seconds, 1e-9),
         "words_per_sec_effective": stats.effective_words / max(stats.train_seconds, 1e-9),
-        "final_loss": stats.final_loss,
-        "replaced_chars": token_ids.replaced_chars,
-        "tokenize_cache_hit": token_ids.cache_hit,
-        "model": cfg.model.name,
-        "backend": cfg.backend.name,
-        "device": str(device),
-        "world_size": 1,
-        **{k: quality.get(k) for k in ("analogy_acc", "ws353_spearman", "simlex_spearman")},
-    }
+        "final_loss": stats.final_loss, "final_lr": stats.final_lr, "replaced_chars": token_ids.replaced_chars,
+        "tokenize_cache_hit": token_ids.cache_hit, "model": cfg.model.name, "backend": cfg.backend.name,
+        "device": str(device), "world_size": world.world_size, "resumed": options.resume is not None,
+    })
     write_json(run_dir / "metrics.json", metrics)
+    if checkpoint_path.exists():
+        checkpoint_path.unlink()  # the run is complete: nothing left to resume
     log.info(f"trained {stats.raw_words} raw words in {stats.train_seconds:.1f}s "
              f"({metrics['words_per_sec_raw'] / 1e6:.2f}M words/s), final loss {stats.final_loss:.4f}")
-    if quality:
-        log.info(f"analogy {quality['analogy_acc']:.4f}  WS-353 {quality['ws353_spearman']:.4f}  "
-                 f"SimLex {quality['simlex_spearman']:.4f}")
+    if metrics.get("analogy_acc") is not None:
+        log.info(f"analogy {metrics['analogy_acc']:.4f}  WS-353 {metrics['ws353_spearman']:.4f}  "
+                 f"SimLex {metrics['simlex_spearman']:.4f}")
     log.info(f"vectors: {run_dir / 'vectors.bin'}")
     return metrics
+
+
+def resume_from(path: Path, backend, key: dict, lr: float, world: World) -> dict:
+    """Load the checkpoint on rank 0 into its backend; every rank gets the loop state and optimiser state."""
+    payload = world.on_main(lambda: load_checkpoint(path))
+    if world.is_main:
+        check_run_key(payload["run_key"], key, path)
+        restore_backend(backend, payload, lr)
+        log.info(f"resuming from {path}: step {payload['loop']['stats']['steps']}, "
+                 f"epoch {payload['loop']['epoch'] + 1}")
+    loop, optimizer_state = world.broadcast_object(
+        (payload["loop"], payload.get("optimizer")) if world.is_main else None)
+    if not world.is_main and optimizer_state is not None:
+        backend._optimizer = backend.make_optimizer(lr)
+        backend._optimizer.load_state_dict(optimizer_state)
+    return loop
+
+
+def export_and_evaluate(cfg: RunConfig, run_dir: Path, backend, token_ids: TokenIds, stats, writer) -> dict:
+    """Write vectors.bin (and vectors.txt), evaluate them, log to TensorBoard; returns the quality metrics."""
+    from .evaluate import evaluate_vectors  # gensim is slow to import: only when there is something to save
+    from .export import save_vectors, to_keyed_vectors
+
+    words = id_to_word(token_ids.tokenizer)
+    vectors = backend.input_weights().float().cpu().numpy()
+    kv = to_keyed_vectors(words, vectors, token_ids.counts)
+    save_vectors(kv, run_dir / "vectors.bin", binary=True)
+    if cfg.export.text:
+        save_vectors(kv, run_dir / "vectors.txt", binary=False)
+    quality = evaluate_vectors(kv) if cfg.evaluate else {}
+    for key in ("analogy_acc", "ws353_spearman", "simlex_spearman"):
+        if key in quality:
+            writer.add_scalar(f"eval/{key}", quality[key], stats.steps)
+    write_tensorboard_embedding(writer, words, vectors, token_ids.counts, cfg.export.projector_words)
+    return {"vocab_size": len(kv), **{k: quality.get(k) for k in ("analogy_acc", "ws353_spearman", "simlex_spearman")}}
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    world = World()
     try:
-        run_cfg = parse_config(OmegaConf.to_container(cfg, resolve=True))
-        with open(run_dir / "config.resolved.yaml", "w") as f:
-            f.write(OmegaConf.to_yaml(cfg, resolve=True))
-        run(run_cfg, run_dir, show_progress=sys.stderr.isatty() or os.environ.get("W2V_PROGRESS") == "1")
+        raw = OmegaConf.to_container(cfg, resolve=True)
+        run_cfg = parse_config(raw)
+        options = RunOptions.from_config(raw, run_dir)
+        world = start_world(resolve_device(run_cfg.train.device).type)
+        if not world.is_main:
+            log.setLevel(logging.WARNING)  # rank 0 tells the story
+        run(run_cfg, run_dir, show_progress=sys.stderr.isatty() or os.environ.get("W2V_PROGRESS") == "1",
+            options=options, world=world, resolved_config=OmegaConf.to_yaml(cfg, resolve=True))
+    except Interrupted as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     except W2VError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("stopped: interrupted before a checkpoint could be written; nothing to resume", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        world.close()
 
 
 def check_group_choices(argv: list[str]) -> None:
@@ -151,9 +273,21 @@ def check_group_choices(argv: list[str]) -> None:
             raise W2VError(f"unknown {key} {value!r}; valid: {', '.join(group_choices(key))}")
 
 
+def torchrun_overrides(argv: list[str]) -> list[str]:
+    """Under torchrun: require one run dir for all ranks, and keep ranks > 0 from writing in it."""
+    if launched_world_size() == 1:
+        return []
+    if not any(arg.startswith("hydra.run.dir=") for arg in argv):
+        raise W2VError("under torchrun every rank must use the same run dir: pass hydra.run.dir=DIR")
+    if launched_rank() > 0:  # no .hydra/ copy and no log file from the other ranks
+        return ["hydra.output_subdir=null", "hydra/job_logging=stdout"]
+    return []
+
+
 def main() -> None:
     try:
         check_group_choices(sys.argv[1:])
+        sys.argv.extend(torchrun_overrides(sys.argv[1:]))
     except W2VError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

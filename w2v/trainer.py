@@ -1,14 +1,21 @@
 """The training loop: chunks of ids -> batches -> backend steps, with lr decay and logging.
 
-Reads top to bottom: for each epoch, subsample a chunk of the corpus, expand it
-into examples on the host (vectorised numpy), move them to the device in one
+Reads top to bottom: for each epoch, subsample a chunk of this rank's shard, expand
+it into examples on the host (vectorised numpy), move them to the device in one
 copy, draw their negatives there, and step through them batch by batch.
+
+With several ranks (torchrun) the ranks agree, before each chunk, on how many steps
+it takes and how many corpus words it covers, so that every rank takes the same
+steps at the same learning rate (w2v/distributed.py syncs the gradients). After any
+step the loop can checkpoint (on SIGINT/SIGTERM, or every train.checkpoint_every);
+the checkpoint records the RNG states as they were *before* the current chunk was
+drawn, so a resumed run redraws the same chunk and skips the steps already taken.
 """
 from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
 
 import numpy as np
@@ -16,18 +23,24 @@ import torch
 from tqdm import tqdm
 
 from .batches import Chunk, NoiseSampler, cbow_windows, epoch_chunks, keep_probability, skipgram_pairs
+from .checkpoint import Checkpointing
 from .config import RunConfig
+from .distributed import DataParallelStep, World
 from .model import Batch
 
 
 @dataclass
 class TrainStats:
+    """Totals over all ranks (identical on every rank)."""
+
     raw_words: int = 0  # corpus words processed, summed over epochs (gensim's raw count)
     effective_words: int = 0  # words left after subsampling, summed over epochs
     examples: int = 0  # pairs (skip-gram) or windows (CBOW) trained
     steps: int = 0
     train_seconds: float = 0.0
     final_loss: float = float("nan")  # mean loss per example over the last logging interval
+    final_lr: float = float("nan")  # learning rate of the last step taken
+    interrupted: str | None = None  # the signal that stopped the run early (after a checkpoint)
 
 
 def learning_rate(start: float, end: float, progress: float) -> float:
@@ -62,108 +75,153 @@ def device_batches(examples: dict[str, np.ndarray], batch_size: int, negative: i
 
 def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.ndarray, backend,
           device: torch.device, on_log: Callable[[int, dict], None] | None = None,
-          show_progress: bool = True, token_range: tuple[int, int] | None = None) -> TrainStats:
-    """Train `backend` in place over cfg.train.epochs epochs of ids[token_range]."""
+          show_progress: bool = True, token_range: tuple[int, int] | None = None, world: World | None = None,
+          checkpointing: Checkpointing | None = None, resume: dict | None = None) -> TrainStats:
+    """Train `backend` in place over cfg.train.epochs epochs of ids[token_range] (this rank's shard).
+
+    resume: the "loop" part of a checkpoint, to continue exactly where it stopped.
+    """
+    world = world or World()
     model, train_cfg = cfg.model, cfg.train
-    rng = np.random.default_rng(train_cfg.seed)
-    generator = torch.Generator(device=device).manual_seed(train_cfg.seed)
+    fused = hasattr(backend, "train_chunk")  # takes whole chunks and decays lr inside them
+    step = DataParallelStep(backend, world) if world.distributed else backend.train_step
+    if hasattr(backend, "prepare"):
+        backend.prepare(counts, batch_size=train_cfg.batch_size, seed=train_cfg.seed)
+    # Rank 0 draws what a single process draws; other ranks get independent streams.
+    rng = np.random.default_rng(train_cfg.seed if world.rank == 0 else [train_cfg.seed, world.rank])
+    generator = torch.Generator(device=device).manual_seed(train_cfg.seed + 1_000_003 * world.rank)
     sampler = NoiseSampler(counts, device)
-    if hasattr(backend, "prepare"):  # a fused backend draws its own negatives and sizes its own steps
-        backend.prepare(counts=counts, batch_size=train_cfg.batch_size, seed=train_cfg.seed)
     keep = keep_probability(counts, cfg.vocab.sample)
     lo, hi = token_range if token_range is not None else (0, len(ids))
-    corpus_words = hi - lo
-    total_words = corpus_words * train_cfg.epochs
-    stats = TrainStats()
+    total_words = max(1, int(world.gather_ints([hi - lo])[:, 0].sum()) * train_cfg.epochs)
+
+    stats, start_epoch, skip_steps, words_done, pos = TrainStats(), 0, 0, 0, lo
+    if resume is not None:
+        stats = TrainStats(**resume["stats"])
+        start_epoch, skip_steps, words_done = resume["epoch"], resume["batches_done"], resume["global_words"]
+        mine = resume["ranks"][world.rank]
+        pos = mine["chunk_pos"]
+        rng.bit_generator.state = mine["rng_state"]
+        generator.set_state(mine["generator_state"])
+    seconds_before = stats.train_seconds
+
     interval_loss = torch.zeros((), device=device, dtype=torch.float64)
     interval_examples, interval_words, interval_start = 0, 0, time.perf_counter()
-    bar = tqdm(total=total_words, unit="w", unit_scale=True, desc="training", disable=not show_progress,
-               smoothing=0.1)
+    bar = tqdm(total=total_words, initial=words_done, unit="w", unit_scale=True, desc="training",
+               disable=not (show_progress and world.is_main), smoothing=0.1)
 
     def log_point(lr: float) -> None:
-        """Close a logging interval: true mean loss per example since the last point."""
+        """Close a logging interval: true mean loss per example (over all ranks) since the last point."""
         nonlocal interval_examples, interval_words, interval_start
         elapsed = time.perf_counter() - interval_start
-        stats.final_loss = float(interval_loss) / max(interval_examples, 1)
+        loss_sum, n_examples = world.sum_floats([float(interval_loss), float(interval_examples)])
+        stats.final_loss = loss_sum / max(n_examples, 1)
         point = {"train/loss": stats.final_loss, "train/lr": lr,
                  "perf/words_per_sec": interval_words / max(elapsed, 1e-9)}
         bar.set_postfix(loss=f"{stats.final_loss:.4f}", lr=f"{lr:.5f}")
-        if on_log:
+        if on_log and world.is_main:
             on_log(stats.steps, point)
         interval_loss.zero_()
         interval_examples, interval_words, interval_start = 0, 0, time.perf_counter()
 
-    started = time.perf_counter()
+    started = last_save_time = time.perf_counter()
+    words_at_last_save, saving_seconds = words_done, 0.0
     # Expanding the next chunk on the host overlaps with training on the current one
     # (numpy releases the GIL for the heavy parts).
     pool = ThreadPoolExecutor(max_workers=1)
     try:
-        for epoch in range(train_cfg.epochs):
-            chunks = epoch_chunks(ids, sentences, keep, model.window, rng, token_range=(lo, hi),
+        for epoch in range(start_epoch, train_cfg.epochs):
+            chunks = epoch_chunks(ids, sentences, keep, model.window, rng, token_range=(pos, hi),
                                   chunk_tokens=getattr(backend, "chunk_tokens", 1 << 20))
 
             def expand_next(chunks=chunks):
+                rng_state = rng.bit_generator.state  # a fresh dict: where this chunk's draws start
                 chunk = next(chunks, None)
                 if chunk is None:
-                    return None
+                    return rng_state, None, None
                 if getattr(backend, "expands_chunks", False):  # it builds its own windows
-                    return chunk, {"centres": chunk.ids}
-                return chunk, chunk_examples(chunk, model.name, model.window)
+                    return rng_state, chunk, {"centres": chunk.ids}
+                return rng_state, chunk, chunk_examples(chunk, model.name, model.window)
 
             pending = pool.submit(expand_next)
             while True:
-                item = pending.result()
-                if item is None:
-                    break
-                chunk, examples = item
-                pending = pool.submit(expand_next)
-                stats.effective_words += len(chunk.ids)
-                words_before = stats.raw_words
-                if len(examples["centres"]) == 0:
-                    stats.raw_words += chunk.raw_words
-                    bar.update(chunk.raw_words)
-                    continue
-                if hasattr(backend, "train_chunk"):
-                    # A fused backend takes the whole chunk in one call and decays lr inside it.
-                    lr_from = learning_rate(train_cfg.lr, train_cfg.min_lr, words_before / total_words)
-                    lr_to = learning_rate(train_cfg.lr, train_cfg.min_lr,
-                                          (words_before + chunk.raw_words) / total_words)
-                    loss_sum, n_examples = backend.train_chunk(model.name, model.window, model.negative, chunk,
-                                                               examples, lr_from, lr_to)
-                    interval_loss += loss_sum
-                    interval_examples += n_examples
-                    stats.examples += n_examples
-                    stats.steps += 1
-                    stats.raw_words = words_before + chunk.raw_words
-                    bar.update(chunk.raw_words)
-                    interval_words += chunk.raw_words
-                    if stats.steps % max(1, train_cfg.log_every // 50) == 0:
-                        log_point(lr_to)
-                    continue
-                done_in_chunk = 0
-                for batch, fraction in device_batches(examples, train_cfg.batch_size, model.negative, sampler,
-                                                      generator, device):
-                    progress = (words_before + fraction * chunk.raw_words) / total_words
-                    lr = learning_rate(train_cfg.lr, train_cfg.min_lr, progress)
-                    interval_loss += backend.train_step(model.name, batch, lr)
-                    interval_examples += batch.size
-                    stats.examples += batch.size
-                    stats.steps += 1
-                    words_now = int(fraction * chunk.raw_words)
-                    bar.update(words_now - done_in_chunk)
-                    interval_words += words_now - done_in_chunk
-                    done_in_chunk = words_now
-                    if stats.steps % train_cfg.log_every == 0:
+                rng_state, chunk, examples = pending.result()
+                if chunk is not None:
+                    pending = pool.submit(expand_next)
+                generator_state = generator.get_state()  # before this chunk's negatives are drawn
+                n_examples = 0 if chunk is None else len(examples["centres"])
+                if fused:
+                    batches = [None] if n_examples else []
+                else:
+                    batches = [b for b, _ in device_batches(examples, train_cfg.batch_size, model.negative,
+                                                            sampler, generator, device)] if n_examples else []
+                # Every rank learns every rank's step count and words, so all take the same steps.
+                plan = world.gather_ints([chunk is not None, len(batches), chunk.raw_words if chunk else 0,
+                                          len(chunk.ids) if chunk else 0, n_examples])
+                if not plan[:, 0].any():
+                    break  # every shard is done with this epoch
+                n_steps, chunk_words = int(plan[:, 1].max()), int(plan[:, 2].sum())
+                for k in range(skip_steps, n_steps):
+                    lr_from = learning_rate(train_cfg.lr, train_cfg.min_lr,
+                                            (words_done + k / n_steps * chunk_words) / total_words)
+                    words_now = words_done + (k + 1) / n_steps * chunk_words
+                    lr = learning_rate(train_cfg.lr, train_cfg.min_lr, words_now / total_words)
+                    if fused:
+                        loss_sum, trained = backend.train_chunk(model.name, model.window, model.negative, chunk,
+                                                                examples, lr_from, lr)
+                        interval_loss += loss_sum
+                        interval_examples += trained
+                        stats.examples += trained
+                    else:
+                        batch = batches[k] if k < len(batches) else None  # None: this rank ran out
+                        interval_loss += step(model.name, batch, lr)
+                        interval_examples += batch.size if batch is not None else 0
+                    stats.steps, stats.final_lr = stats.steps + 1, lr
+                    bar.update(int(words_now) - bar.n)
+                    interval_words += int(words_now) - int(words_done + k / n_steps * chunk_words)
+                    if stats.steps % (max(1, train_cfg.log_every // 50) if fused else train_cfg.log_every) == 0:
                         log_point(lr)
-                stats.raw_words = words_before + chunk.raw_words
-                bar.update(chunk.raw_words - done_in_chunk)
-                interval_words += chunk.raw_words - done_in_chunk
+                    if checkpointing is None:
+                        continue
+                    stop, due = world.any_flag([
+                        checkpointing.stop is not None and checkpointing.stop.requested,
+                        checkpointing.policy.due(words_now, words_at_last_save, time.perf_counter() - last_save_time)])
+                    if stop or due:
+                        save_started = time.perf_counter()
+                        stats.train_seconds = seconds_before + save_started - started - saving_seconds
+                        mine = {"chunk_pos": pos, "rng_state": rng_state, "generator_state": generator_state}
+                        checkpointing.save({"epoch": epoch, "batches_done": k + 1, "global_words": words_done,
+                                            "stats": {**asdict(stats), "interrupted": None},
+                                            "ranks": world.gather_objects(mine)})
+                        last_save_time, words_at_last_save = time.perf_counter(), words_now
+                        saving_seconds += last_save_time - save_started
+                    if stop:
+                        stats.interrupted = (checkpointing.stop.signal_name or "a stop request") \
+                            if checkpointing.stop is not None and checkpointing.stop.requested else "another rank"
+                        return _finish(stats, world, device, interval_loss, interval_examples, bar, pool)
+                skip_steps = 0
+                words_done += chunk_words
+                stats.raw_words += chunk_words
+                stats.effective_words += int(plan[:, 3].sum())
+                if not fused:
+                    stats.examples += int(plan[:, 4].sum())
+                bar.update(words_done - bar.n)
+                pos += chunk.raw_words if chunk is not None else 0
+            pos = lo
+        stats.train_seconds = seconds_before + time.perf_counter() - started - saving_seconds
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-        bar.close()
+    return _finish(stats, world, device, interval_loss, interval_examples, bar, pool)
+
+
+def _finish(stats: TrainStats, world: World, device: torch.device, interval_loss: torch.Tensor,
+            interval_examples: int, bar, pool) -> TrainStats:
+    """Close the last, partial logging interval (over all ranks) and release the bar and thread."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    stats.train_seconds = time.perf_counter() - started
-    if interval_examples:  # the last, partial logging interval
-        stats.final_loss = float(interval_loss) / interval_examples
+    loss_sum, n_examples = world.sum_floats([float(interval_loss), float(interval_examples)])
+    if n_examples:
+        stats.final_loss = loss_sum / n_examples
     return stats

@@ -31,6 +31,7 @@ SOURCE = Path(__file__).with_name("sgns.c")
 OPT_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
              "-ffp-contract=fast", "-funroll-loops"]
 LINK_FLAGS = ["-fPIC", "-shared", "-pthread"]
+MAX_NEGATIVE = 64  # the kernel keeps one example's negatives on the stack (MAX_NEGATIVE_AHEAD in sgns.c)
 _lock = threading.Lock()
 _loaded: dict[str, object] = {}
 
@@ -149,6 +150,8 @@ class SgnsKernel:
                                           negative, threshold.ctypes.data, alias.ctypes.data, len(threshold),
                                           lr_from, lr_to, seed & (2**64 - 1), threads, ctypes.byref(loss),
                                           ctypes.byref(examples))
+        if status == -2:
+            raise ValueError(f"the C kernel takes at most {MAX_NEGATIVE} negatives, got {negative}")
         if status:
             raise MemoryError("the C kernel could not allocate its per-thread buffers")
         return loss.value, examples.value

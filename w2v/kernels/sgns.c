@@ -107,38 +107,67 @@ int w2v_build_alias(const double *weights, int64_t n, uint32_t *threshold, int32
     return 0;
 }
 
-/* One example: `hidden` predicts `target` (label 1) against `negative` noise words (label 0).
-   Output rows are updated at once; the input-side gradient accumulates in `work`.
-   Noise comes from `given` (tests, identical to autograd's) or is drawn. Returns the loss. */
+static inline void prefetch_row(const float *row, int64_t dim) {
+    const char *p = (const char *)row;
+    for (int64_t b = 0; b < dim * (int64_t)sizeof(float); b += 64) __builtin_prefetch(p + b, 1, 3);
+    __builtin_prefetch(p + dim * sizeof(float) - 1, 1, 3);
+}
+
+/* One example: `hidden` predicts words[0] (label 1) against words[1..negative] (label 0);
+   a negative equal to words[0] is skipped. Output rows are updated at once; the
+   input-side gradient accumulates in `work`. Returns the loss. */
 static inline double train_example(const float *restrict hidden, float *restrict work, float *out, int64_t dim,
-                                   int64_t target, int64_t negative, const int64_t *given, const Noise *noise,
-                                   uint64_t *state, float lr) {
+                                   const int64_t *words, int64_t negative, float lr) {
     double loss = 0.0;
     memset(work, 0, sizeof(float) * dim);
     for (int64_t d = 0; d <= negative; d++) {
-        int64_t word;
-        float label;
-        if (d == 0) {
-            word = target; label = 1.0f;
-        } else {
-            word = given ? given[d - 1] : draw_noise(noise, state);
-            if (word == target) continue;
-            label = 0.0f;
-        }
-        float *row = out + word * dim;
+        if (d > 0 && words[d] == words[0]) continue;
+        float label = d == 0 ? 1.0f : 0.0f;
+        float *row = out + words[d] * dim;
         float score = dot(hidden, row, dim);
         float g = (label - sigmoid(score)) * lr;
-        loss += label > 0.0f ? softplus(-score) : softplus(score);
+        loss += d == 0 ? softplus(-score) : softplus(score);
         axpy(work, g, row, dim);
         axpy(row, g, hidden, dim);
     }
     return loss;
 }
 
+/* Negatives are drawn one example ahead and their rows prefetched, so the cache misses on
+   random output rows (the main cost once the vocabulary outgrows the cache) overlap the
+   arithmetic of the current example instead of stalling it. */
+#define MAX_NEGATIVE_AHEAD 64
+typedef struct {
+    int64_t words[2][1 + MAX_NEGATIVE_AHEAD]; /* [current, next] x (target, negatives...) */
+    int next;
+} NoiseAhead;
+
+static inline void draw_ahead(NoiseAhead *ahead, const Noise *noise, uint64_t *state, float *out, int64_t dim,
+                              int64_t negative) {
+    int64_t *words = ahead->words[ahead->next];
+    for (int64_t d = 1; d <= negative; d++) {
+        words[d] = draw_noise(noise, state);
+        prefetch_row(out + words[d] * dim, dim);
+    }
+}
+
+/* Swap in the prefetched negatives for the example about to run, and start drawing the next. */
+static inline int64_t *take_ahead(NoiseAhead *ahead, const Noise *noise, uint64_t *state, float *out, int64_t dim,
+                                  int64_t negative, int64_t target) {
+    int64_t *words = ahead->words[ahead->next];
+    ahead->next ^= 1;
+    draw_ahead(ahead, noise, state, out, dim, negative);
+    words[0] = target;
+    return words;
+}
+
+#define BLOCK 1024 /* centres a thread claims at a time */
+
 typedef struct {
     int cbow;
     float *in, *out;
-    int64_t dim, negative, n, lo, hi;
+    int64_t dim, negative, n;
+    int64_t *next_block; /* shared: the first centre nobody has claimed yet */
     const int64_t *ids, *sentence, *window;
     Noise noise;
     float lr_from, lr_to;
@@ -148,25 +177,37 @@ typedef struct {
     int failed;
 } Job;
 
-/* Centres lo..hi-1 of the chunk; contexts may lie outside [lo, hi) but never cross a sentence. */
+/* Claim blocks of centres until the chunk is done. Claiming (rather than a fixed split) keeps
+   every thread busy when one of them is slowed down by other work on the machine.
+   A centre's contexts may lie in another block but never cross a sentence. */
 static void *run_job(void *arg) {
     Job *job = (Job *)arg;
-    int64_t dim = job->dim, n = job->n;
+    int64_t dim = job->dim, n = job->n, negative = job->negative;
     float *work = malloc(sizeof(float) * dim), *mean = malloc(sizeof(float) * dim);
     if (!work || !mean) { free(work); free(mean); job->failed = 1; return NULL; }
     uint64_t state = job->seed;
+    NoiseAhead ahead = {.next = 0};
+    draw_ahead(&ahead, &job->noise, &state, job->out, dim, negative);
     double loss = 0.0;
-    int64_t examples = 0, span = job->hi - job->lo;
-    for (int64_t i = job->lo; i < job->hi; i++) {
-        float lr = job->lr_from + (job->lr_to - job->lr_from) * (float)(i - job->lo) / (float)span;
+    int64_t examples = 0;
+    float lr_slope = (job->lr_to - job->lr_from) / (float)n;
+    for (;;) {
+    int64_t lo = __atomic_fetch_add(job->next_block, BLOCK, __ATOMIC_RELAXED);
+    if (lo >= n) break;
+    int64_t hi = lo + BLOCK < n ? lo + BLOCK : n;
+    for (int64_t i = lo; i < hi; i++) {
+        float lr = job->lr_from + lr_slope * (float)i; /* linear in the centre's place in the chunk */
         int64_t b = job->window[i], sentence = job->sentence[i];
         int64_t first = i - b < 0 ? 0 : i - b, last = i + b >= n ? n - 1 : i + b;
+        /* Text is read in order: fetch the rows the next centre will need. */
+        if (i + 1 < n) prefetch_row(job->in + job->ids[i + 1] * dim, dim);
+        if (i + b + 1 < n) prefetch_row((job->cbow ? job->in : job->out) + job->ids[i + b + 1] * dim, dim);
         if (!job->cbow) {
             float *hidden = job->in + job->ids[i] * dim;
             for (int64_t j = first; j <= last; j++) {
                 if (j == i || job->sentence[j] != sentence) continue;
-                loss += train_example(hidden, work, job->out, dim, job->ids[j], job->negative, NULL,
-                                      &job->noise, &state, lr);
+                int64_t *words = take_ahead(&ahead, &job->noise, &state, job->out, dim, negative, job->ids[j]);
+                loss += train_example(hidden, work, job->out, dim, words, negative, lr);
                 axpy(hidden, 1.0f, work, dim);
                 examples++;
             }
@@ -181,14 +222,15 @@ static void *run_job(void *arg) {
             if (count == 0) continue;
             float inv = 1.0f / (float)count;
             for (int64_t k = 0; k < dim; k++) mean[k] *= inv;
-            loss += train_example(mean, work, job->out, dim, job->ids[i], job->negative, NULL, &job->noise,
-                                  &state, lr);
+            int64_t *words = take_ahead(&ahead, &job->noise, &state, job->out, dim, negative, job->ids[i]);
+            loss += train_example(mean, work, job->out, dim, words, negative, lr);
             for (int64_t j = first; j <= last; j++) {
                 if (j == i || job->sentence[j] != sentence) continue;
                 axpy(job->in + job->ids[j] * dim, 1.0f, work, dim);
             }
             examples++;
         }
+    }
     }
     free(work); free(mean);
     job->loss = loss;
@@ -198,31 +240,30 @@ static void *run_job(void *arg) {
 
 #define MAX_THREADS 256
 
-/* Train a whole chunk: lr goes linearly from lr_from to lr_to along each thread's run.
+/* Train a whole chunk: lr goes linearly from lr_from (first centre) to lr_to (last centre).
    Writes the summed loss and the example count (pairs, or CBOW windows). Returns 0 on success. */
 int w2v_train_chunk(int cbow, float *in, float *out, int64_t dim, const int64_t *ids, const int64_t *sentence,
                     const int64_t *window, int64_t n, int64_t negative, const uint32_t *threshold,
                     const int32_t *alias, int64_t vocab, float lr_from, float lr_to, uint64_t seed, int threads,
                     double *loss_out, int64_t *examples_out) {
+    if (negative > MAX_NEGATIVE_AHEAD) return -2; /* the caller uses the torch path instead */
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
-    if (n < 4096L * threads) threads = 1; /* not worth a thread */
+    if (n < 4L * BLOCK * threads) threads = 1; /* not worth a thread */
+    int64_t next_block = 0;
     Job jobs[MAX_THREADS];
     pthread_t handles[MAX_THREADS];
     int started[MAX_THREADS] = {0};
     for (int t = 0; t < threads; t++) {
-        Job job = {cbow, in, out, dim, negative, n, n * t / threads, n * (t + 1) / threads, ids, sentence, window,
-                   {threshold, alias, vocab}, 0, 0, seed + 0x632BE59BD9B4E019ull * (uint64_t)(t + 1), 0.0, 0, 0};
-        /* Each thread decays lr over its own run, which covers the same share of the chunk. */
-        job.lr_from = lr_from;
-        job.lr_to = lr_to;
+        Job job = {cbow, in, out, dim, negative, n, &next_block, ids, sentence, window, {threshold, alias, vocab},
+                   lr_from, lr_to, seed + 0x632BE59BD9B4E019ull * (uint64_t)(t + 1), 0.0, 0, 0};
         jobs[t] = job;
     }
     for (int t = 1; t < threads; t++) started[t] = pthread_create(&handles[t], NULL, run_job, &jobs[t]) == 0;
     run_job(&jobs[0]);
     for (int t = 1; t < threads; t++) {
         if (started[t]) pthread_join(handles[t], NULL);
-        else run_job(&jobs[t]); /* could not start a thread: do its share here */
+        else run_job(&jobs[t]); /* could not start: nothing left to claim by now, so this returns at once */
     }
     double loss = 0.0;
     int64_t examples = 0;
@@ -241,13 +282,15 @@ double w2v_train_examples(int cbow, float *in, float *out, int64_t dim, const in
                           const int64_t *contexts, const uint8_t *mask, int64_t width, const int64_t *negatives,
                           int64_t n, int64_t negative, float lr) {
     float *work = malloc(sizeof(float) * dim), *mean = malloc(sizeof(float) * dim);
+    int64_t *words = malloc(sizeof(int64_t) * (negative + 1));
     double loss = 0.0;
-    if (!work || !mean) { free(work); free(mean); return NAN; }
+    if (!work || !mean || !words) { free(work); free(mean); free(words); return NAN; }
     for (int64_t e = 0; e < n; e++) {
-        const int64_t *given = negatives + e * negative;
+        memcpy(words + 1, negatives + e * negative, sizeof(int64_t) * negative);
+        words[0] = cbow ? centres[e] : contexts[e];
         if (!cbow) {
             float *hidden = in + centres[e] * dim;
-            loss += train_example(hidden, work, out, dim, contexts[e], negative, given, NULL, NULL, lr);
+            loss += train_example(hidden, work, out, dim, words, negative, lr);
             axpy(hidden, 1.0f, work, dim);
             continue;
         }
@@ -257,11 +300,11 @@ double w2v_train_examples(int cbow, float *in, float *out, int64_t dim, const in
             if (mask[e * width + c]) { axpy(mean, 1.0f, in + contexts[e * width + c] * dim, dim); count++; }
         if (count == 0) continue;
         for (int64_t k = 0; k < dim; k++) mean[k] /= (float)count;
-        loss += train_example(mean, work, out, dim, centres[e], negative, given, NULL, NULL, lr);
+        loss += train_example(mean, work, out, dim, words, negative, lr);
         for (int64_t c = 0; c < width; c++)
             if (mask[e * width + c]) axpy(in + contexts[e * width + c] * dim, 1.0f, work, dim);
     }
-    free(work); free(mean);
+    free(work); free(mean); free(words);
     return loss;
 }
 

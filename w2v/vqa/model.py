@@ -1,7 +1,7 @@
 """The VQA-style classifier: question encoder, image encoder, FiLM fusion, MLP over answers.
 
     question ids (B, T) -> embedding -> mean pooling | GRU      -> q (B, H)
-    image (B, 3, S, S) uint8 -> small CNN -> map (B, C, S/8, S/8)
+    image (B, S, S, 3) uint8 -> small CNN -> map (B, C, S/16, S/16)
        or features (B, D) -> linear      -> map (B, C, 1, 1)
     q scales and shifts every channel of the map (FiLM), twice, with x/y coordinate
     channels so positions ("left of") stay visible; the map is flattened into an MLP.
@@ -48,14 +48,19 @@ class QuestionEncoder(nn.Module):
 
 
 class PixelEncoder(nn.Module):
-    """(B, S, S, 3) uint8 -> (B, channels, S/8, S/8): a 4x4 patch layer, then two strided convs."""
+    """(B, S, S, 3) uint8 -> (B, channels, S/16, S/16): two 4x4-patch layers.
+
+    With S=64 each output cell covers one 16x16 cell of the scene grid, which holds
+    at most one object, so a cell sees its object whole. Two cheap layers rather
+    than a deep stack keep a CPU epoch short; the FiLM blocks do the question's work.
+    """
 
     def __init__(self, channels: int):
         super().__init__()
+        half = max(channels // 2, 1)
         self.layers = nn.Sequential(
-            nn.Conv2d(3, channels, kernel_size=4, stride=4), nn.BatchNorm2d(channels), nn.ReLU(),
-            nn.Conv2d(channels, channels, kernel_size=3, padding=1), nn.BatchNorm2d(channels), nn.ReLU(),
-            nn.Conv2d(channels, channels, kernel_size=3, stride=2, padding=1), nn.BatchNorm2d(channels), nn.ReLU(),
+            nn.Conv2d(3, half, kernel_size=4, stride=4), nn.BatchNorm2d(half), nn.ReLU(),
+            nn.Conv2d(half, channels, kernel_size=4, stride=4), nn.BatchNorm2d(channels), nn.ReLU(),
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -105,14 +110,13 @@ class VQAModel(nn.Module):
         self.question = QuestionEncoder(embedding, cfg.encoder, cfg.hidden)
         if image_kind == "pixels":
             self.image = PixelEncoder(cfg.channels)
-            map_side = image_shape[0] // 8
+            map_side = image_shape[0] // 16
         else:
             self.image = FeatureEncoder(image_shape[-1], cfg.channels)
             map_side = 1
         self.blocks = nn.ModuleList(FiLMBlock(cfg.channels, cfg.hidden, map_side > 1) for _ in range(cfg.film_blocks))
         self.classifier = nn.Sequential(
-            nn.Linear(cfg.channels * map_side * map_side + cfg.hidden, cfg.hidden), nn.ReLU(),
-            nn.Linear(cfg.hidden, n_answers))
+            nn.Linear(2 * cfg.channels + cfg.hidden, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, n_answers))
 
     def forward(self, ids: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """ids (B, T), images (B, S, S, 3) uint8 or (B, D) -> answer logits (B, n_answers)."""
@@ -120,4 +124,7 @@ class VQAModel(nn.Module):
         x = self.image(images)
         for block in self.blocks:
             x = block(x, q)
-        return self.classifier(torch.cat([x.flatten(1), q], dim=1))
+        # max: "is it there / what is it"; mean: "how many". Positions reach the pool
+        # through the coordinate channels the FiLM blocks read.
+        pooled = torch.cat([x.amax(dim=(2, 3)), x.mean(dim=(2, 3))], dim=1)
+        return self.classifier(torch.cat([pooled, q], dim=1))

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from .data import VQADataset, VQASplit
-from .scenes import MAX_OBJECTS, MIN_RELATION_GAP, SceneObject, place_objects, random_attributes, render
+from .scenes import MAX_OBJECTS, SceneObject, column, place_objects, random_attributes, render
 from .synonyms import COLOURS, SHAPES, SIZES, attribute_word, colour_word, shape_word, size_word
 
 COUNTS = [str(k) for k in range(5)]
@@ -142,15 +142,12 @@ def make_example(kind: str, answer: str, wording: str, image_size: int,
     while True:
         question, attrs = TEMPLATES[kind](answer, wording, rng)
         objects = place_objects(attrs, image_size, rng)
-        if objects is None:
-            continue
         if kind == "relation":
-            if abs(objects[0].x - objects[1].x) < MIN_RELATION_GAP * image_size:
-                continue
+            if column(objects[0], image_size) == column(objects[1], image_size):
+                continue  # same column: "left of" would hang on a few pixels
             if _relation_holds(question, objects) != (answer == "yes"):
                 objects = [SceneObject(o.shape, o.colour, o.size, image_size - o.x, o.y) for o in objects]
-        order = rng.permutation(len(objects))  # the target must not always be drawn first
-        return question, render([objects[i] for i in order], image_size, rng)
+        return question, render(objects, image_size, rng)
 
 
 def balanced_targets(n: int, rng: np.random.Generator) -> list[tuple[str, str]]:

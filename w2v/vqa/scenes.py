@@ -1,9 +1,10 @@
 """CLEVR-like scenes: a few shaded shapes on a grey floor, drawn with numpy.
 
 A scene is a list of `SceneObject`s (shape, colour, size, centre). `place_objects`
-adds objects at random non-overlapping positions; `render` draws the scene as a
-(size, size, 3) uint8 image. Everything is driven by a numpy Generator, so a
-seed fixes every pixel.
+puts each object in its own cell of a 4x4 grid, at a random spot inside the cell,
+so objects never overlap and a small CNN whose cells match the grid can see each
+object whole; `render` draws the scene as a (size, size, 3) uint8 image.
+Everything is driven by a numpy Generator, so a seed fixes every pixel.
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import numpy as np
 from .synonyms import COLOURS, SHAPES, SIZES
 
 MAX_OBJECTS = 6
-# Radii as a fraction of the image side; far enough apart that a small CNN can tell sizes.
-RADIUS_FRACTION = {"small": 0.075, "large": 0.14}
+GRID = 4  # cells per side; one object per cell at most
+# Radii as a fraction of a cell's side; far enough apart that a small CNN can tell sizes.
+RADIUS_FRACTION = {"small": 0.25, "large": 0.42}
 RGB = {
     "red": (210, 40, 40),
     "blue": (45, 75, 215),
@@ -23,9 +25,6 @@ RGB = {
     "yellow": (225, 205, 45),
 }
 FLOOR_RGB = (128, 128, 128)
-# Two objects whose centres are closer than this (in pixels, horizontally) would
-# make "left of" ambiguous; relation questions keep them further apart.
-MIN_RELATION_GAP = 0.08
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class SceneObject:
 
 
 def radius(size: str, image_size: int) -> float:
-    return RADIUS_FRACTION[size] * image_size
+    return RADIUS_FRACTION[size] * image_size / GRID
 
 
 def random_attributes(rng: np.random.Generator) -> tuple[str, str, str]:
@@ -51,20 +50,23 @@ def random_attributes(rng: np.random.Generator) -> tuple[str, str, str]:
             SIZES[rng.integers(len(SIZES))])
 
 
-def place_objects(attributes: list[tuple[str, str, str]], image_size: int, rng: np.random.Generator,
-                  tries: int = 200) -> list[SceneObject] | None:
-    """Objects with the given (shape, colour, size) at random non-overlapping spots; None if none fit."""
-    placed: list[SceneObject] = []
-    for shape, colour, size in attributes:
-        r = radius(size, image_size)
-        for _ in range(tries):
-            x, y = rng.uniform(r + 1, image_size - r - 1, size=2)
-            if all((x - o.x) ** 2 + (y - o.y) ** 2 > (r + radius(o.size, image_size) + 2) ** 2 for o in placed):
-                placed.append(SceneObject(shape, colour, size, float(x), float(y)))
-                break
-        else:
-            return None
+def place_objects(attributes: list[tuple[str, str, str]], image_size: int,
+                  rng: np.random.Generator) -> list[SceneObject]:
+    """Objects with the given (shape, colour, size), each in its own random grid cell."""
+    if len(attributes) > GRID * GRID:
+        raise ValueError(f"at most {GRID * GRID} objects fit, got {len(attributes)}")
+    cell = image_size / GRID
+    placed = []
+    for (shape, colour, size), index in zip(attributes, rng.permutation(GRID * GRID)):
+        row, col = divmod(int(index), GRID)
+        slack = max(cell / 2 - radius(size, image_size) - 0.5, 0.0)  # how far it may move and stay inside
+        x, y = (np.array([col, row]) + 0.5) * cell + rng.uniform(-slack, slack, size=2)
+        placed.append(SceneObject(shape, colour, size, float(x), float(y)))
     return placed
+
+
+def column(obj: SceneObject, image_size: int) -> int:
+    return int(obj.x // (image_size / GRID))
 
 
 def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:

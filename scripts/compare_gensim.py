@@ -1,0 +1,163 @@
+"""Train gensim's Word2Vec and this project side by side on the same tokens; print speed and quality.
+
+    python scripts/compare_gensim.py                       # the bundled sample, both models
+    python scripts/compare_gensim.py --corpus big.txt      # any text file (repeat --corpus for more)
+    python scripts/compare_gensim.py --backend dense --models cbow --epochs 3
+
+Both sides see identical sentences: the corpus is tokenised once by this project's
+tokenizer (NFKC, lowercase, whitespace/punctuation split, min_count), and gensim is fed
+those very words, decoded from the token-id cache (gensim cuts sentences at 10,000 words,
+so long lines are handed to it in 10,000-word pieces). Speeds are raw words per second of
+training time (corpus words x epochs / seconds in train(), tokenisation and vocabulary
+excluded) with the same word count for both sides. gensim runs with workers = cores.
+Writes compare_gensim.csv and compare_gensim.md to --out.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+
+from w2v.atomic import atomic_path  # noqa: E402
+from w2v.config import W2VError, parse_config  # noqa: E402
+from w2v.corpus import open_corpus  # noqa: E402
+from w2v.evaluate import evaluate_vectors  # noqa: E402
+from w2v.token_ids import load_or_build  # noqa: E402
+from w2v.train import run  # noqa: E402
+from w2v.vocab import id_to_word  # noqa: E402
+
+FASTEST_BACKEND = "fused"
+GENSIM_MAX_WORDS = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer sentences are truncated
+METRICS = ("analogy_acc", "ws353_spearman", "simlex_spearman")
+
+
+def run_config(args, model: str, backend: str) -> dict:
+    data = {"kind": "files", "paths": args.corpus} if args.corpus else {"kind": "sample"}
+    return {
+        "model": {"name": model, "dim": args.dim, "window": args.window, "negative": args.negative},
+        "backend": {"name": backend}, "data": {**data, "max_lines": args.max_lines},
+        "vocab": {"min_count": args.min_count, "max_size": None, "sample": args.sample},
+        "train": {"epochs": args.epochs, "lr": 0.025, "min_lr": 0.0001, "batch_size": args.batch_size,
+                  "device": "cpu", "threads": args.workers, "seed": args.seed, "log_every": 200},
+        "export": {"text": False, "projector_words": 0}, "evaluate": True, "cache_dir": args.cache_dir,
+    }
+
+
+def gensim_sentences(token_ids) -> list[list[str]]:
+    """The token-id cache decoded to words, one list per line, cut into gensim-sized pieces."""
+    words = np.array(id_to_word(token_ids.tokenizer), dtype=object)
+    ids, bounds = token_ids.ids, token_ids.sentences
+    sentences = []
+    for s in range(len(bounds) - 1):
+        line = words[np.asarray(ids[bounds[s]:bounds[s + 1]])].tolist()
+        sentences.extend(line[i:i + GENSIM_MAX_WORDS] for i in range(0, len(line), GENSIM_MAX_WORDS))
+    return sentences
+
+
+def train_gensim(sentences, model: str, args, corpus_words: int) -> dict:
+    from gensim.models import Word2Vec
+
+    w2v = Word2Vec(vector_size=args.dim, window=args.window, negative=args.negative, hs=0,
+                   sample=args.sample, min_count=args.min_count, sg=int(model == "skipgram"), cbow_mean=1,
+                   alpha=0.025, min_alpha=0.0001, workers=args.workers, seed=args.seed)
+    w2v.build_vocab(sentences)
+    started = time.perf_counter()
+    w2v.train(sentences, total_examples=w2v.corpus_count, epochs=args.epochs)
+    seconds = time.perf_counter() - started
+    return {"system": "gensim", "model": model, "train_s": seconds,
+            "words_per_sec": corpus_words * args.epochs / seconds, "vocab": len(w2v.wv),
+            **evaluate_vectors(w2v.wv)}
+
+
+def train_ours(args, model: str, backend: str, out_dir: Path, corpus_words: int) -> dict:
+    cfg = parse_config(run_config(args, model, backend))
+    metrics = run(cfg, out_dir / f"w2v-{model}-{backend}", show_progress=False)
+    return {"system": f"w2v {backend}", "model": model, "train_s": metrics["train_s"],
+            "words_per_sec": corpus_words * args.epochs / metrics["train_s"], "vocab": metrics["vocab_size"],
+            **{k: metrics[k] for k in METRICS}}
+
+
+def table(rows: list[dict]) -> list[str]:
+    """Markdown lines: each system next to the gensim row of the same model."""
+    head = ("| model | system | words/s | speed vs gensim | analogy | Δ | WS-353 | Δ | SimLex | Δ |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines = list(head)
+    for row in rows:
+        ref = next(r for r in rows if r["model"] == row["model"] and r["system"] == "gensim")
+        deltas = [row[k] - ref[k] for k in METRICS]
+        lines.append(f"| {row['model']} | {row['system']} | {row['words_per_sec'] / 1e6:.2f}M | "
+                     f"{row['words_per_sec'] / ref['words_per_sec']:.2f}x | "
+                     f"{row['analogy_acc']:.4f} | {deltas[0]:+.4f} | {row['ws353_spearman']:.4f} | "
+                     f"{deltas[1]:+.4f} | {row['simlex_spearman']:.4f} | {deltas[2]:+.4f} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", action="append", default=[], help="text file (repeatable); default: the sample")
+    parser.add_argument("--backend", action="append", default=[],
+                        help=f"w2v backend (repeatable); default: {FASTEST_BACKEND}, the fastest")
+    parser.add_argument("--models", nargs="+", default=["skipgram", "cbow"], choices=["skipgram", "cbow"])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--dim", type=int, default=100)
+    parser.add_argument("--window", type=int, default=5)
+    parser.add_argument("--negative", type=int, default=5)
+    parser.add_argument("--sample", type=float, default=1e-3)
+    parser.add_argument("--min-count", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=1024, help="for the batched backends")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gensim workers = w2v threads")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-lines", type=int, default=None)
+    parser.add_argument("--cache-dir", default="data/cache")
+    parser.add_argument("--out", default="outputs/compare_gensim")
+    args = parser.parse_args(argv)
+    backends = args.backend or [FASTEST_BACKEND]
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+
+    try:
+        probe = parse_config(run_config(args, args.models[0], backends[0]))
+        token_ids = load_or_build(open_corpus(probe.data, Path(args.cache_dir)), probe.vocab, Path(args.cache_dir),
+                                  show_progress=False, log=lambda msg: None)
+    except W2VError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    corpus_words = len(token_ids.ids)
+    sentences = gensim_sentences(token_ids)
+    print(f"corpus: {corpus_words:,} words, {len(token_ids.sentences) - 1:,} lines, vocabulary "
+          f"{token_ids.vocab_size - 1:,}; {args.epochs} epochs, {args.workers} workers/threads", flush=True)
+
+    rows = []
+    for model in args.models:
+        rows.append(train_gensim(sentences, model, args, corpus_words))
+        print(f"  gensim {model}: {rows[-1]['train_s']:.1f}s", flush=True)
+        for backend in backends:
+            rows.append(train_ours(args, model, backend, out_dir, corpus_words))
+            print(f"  w2v {backend} {model}: {rows[-1]['train_s']:.1f}s", flush=True)
+
+    lines = [f"corpus: {corpus_words:,} words ({', '.join(args.corpus) or 'bundled sample'}), "
+             f"dim {args.dim}, window {args.window}, negative {args.negative}, sample {args.sample}, "
+             f"min_count {args.min_count}, {args.epochs} epochs, {args.workers} workers", "", *table(rows)]
+    print("\n" + "\n".join(lines))
+    with atomic_path(out_dir / "compare_gensim.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    with atomic_path(out_dir / "compare_gensim.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

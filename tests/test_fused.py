@@ -1,0 +1,195 @@
+"""backend=fused: its hand-written updates equal autograd's, its windows equal batches.py's, and it learns."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from w2v.backends import BACKENDS, DenseBackend, init_tables
+from w2v.batches import Chunk, cbow_windows, epoch_chunks, keep_probability, noise_distribution, skipgram_pairs
+from w2v.fused import FusedBackend
+from w2v.kernels import library_path, load_sgns
+from w2v.model import Batch
+
+needs_c = pytest.mark.skipif(load_sgns() is None, reason="no C compiler on this machine")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny torch ops on a shared 2-core machine: intra-op threads only add waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tables(vocab: int = 30, dim: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """word2vec's input init and a random (non-zero) output table, so every gradient term is live."""
+    inp, _ = init_tables(vocab, dim, seed)
+    return inp * 20, torch.randn(vocab, dim, generator=torch.Generator().manual_seed(seed)) * 0.3
+
+
+def distinct_negatives(n: int, k: int, vocab: int, seed: int) -> torch.Tensor:
+    """(n, k) negatives with no repeat inside a row (a repeat would see its own first update in C)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.randperm(vocab, generator=g)[:k] for _ in range(n)])
+
+
+def skipgram_batch(n: int = 12, vocab: int = 30, seed: int = 1) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    contexts = torch.randint(1, vocab, (n,), generator=g)
+    negatives = distinct_negatives(n, 5, vocab, seed)
+    negatives[0, 2] = contexts[0]  # a negative equal to the target must be skipped
+    return Batch(centres=torch.randint(1, 6, (n,), generator=g), contexts=contexts, negatives=negatives)
+
+
+def cbow_batch(n: int = 12, vocab: int = 30, seed: int = 2) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(n, 6, generator=g) < 0.7
+    mask[:, 0] = True
+    centres = torch.randint(1, vocab, (n,), generator=g)
+    negatives = distinct_negatives(n, 5, vocab, seed)
+    negatives[1, 0] = centres[1]
+    return Batch(centres=centres, contexts=torch.randint(1, 8, (n, 6), generator=g), negatives=negatives, mask=mask)
+
+
+def single(batch: Batch, i: int) -> Batch:
+    return Batch(centres=batch.centres[i:i + 1], contexts=batch.contexts[i:i + 1],
+                 negatives=batch.negatives[i:i + 1], mask=None if batch.mask is None else batch.mask[i:i + 1])
+
+
+@pytest.mark.parametrize("model,make", [("skipgram", skipgram_batch), ("cbow", cbow_batch)])
+def test_torch_step_equals_autograd_sgd_step(model, make):
+    """Summed closed-form gradients == autograd's, rows repeated in the batch included."""
+    inp, out = tables()
+    dense, fused = DenseBackend(inp, out), FusedBackend(inp, out)
+    batch = make()
+    loss_dense = dense.train_step(model, batch, lr=0.3)
+    loss_fused = fused.train_step(model, batch, lr=0.3)
+    torch.testing.assert_close(loss_fused, loss_dense)
+    torch.testing.assert_close(fused.input_weights(), dense.input_weights())
+    torch.testing.assert_close(fused.output_weights(), dense.output_weights())
+    assert not torch.equal(fused.input_weights(), inp)  # it did move
+
+
+@needs_c
+@pytest.mark.parametrize("model,make", [("skipgram", skipgram_batch), ("cbow", cbow_batch)])
+def test_c_kernel_equals_autograd_one_example_at_a_time(model, make):
+    """The C kernel applies examples in order: the same as autograd SGD on batches of one."""
+    inp, out = tables()
+    dense = DenseBackend(inp, out)
+    batch = make()
+    loss_dense = sum(float(dense.train_step(model, single(batch, i), lr=0.3)) for i in range(batch.size))
+    c_in, c_out = inp.clone(), out.clone()
+    loss_c = load_sgns().train_examples(model == "cbow", c_in, c_out, batch.centres, batch.contexts, batch.mask,
+                                        batch.negatives, lr=0.3)
+    assert loss_c == pytest.approx(loss_dense, rel=1e-5)
+    torch.testing.assert_close(c_in, dense.input_weights(), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(c_out, dense.output_weights(), atol=1e-5, rtol=1e-4)
+
+
+@needs_c
+def test_c_kernel_differs_from_a_summed_batch_when_rows_repeat():
+    """Sequential updates are not the summed batch step: the test above would catch a summing kernel."""
+    inp, out = tables()
+    batch = skipgram_batch()
+    dense = DenseBackend(inp, out)
+    dense.train_step("skipgram", batch, lr=0.3)
+    c_in = inp.clone()
+    load_sgns().train_examples(False, c_in, out.clone(), batch.centres, batch.contexts, None, batch.negatives, lr=0.3)
+    assert (c_in - dense.input_weights()).abs().max() > 1e-4
+
+
+@needs_c
+def test_noise_draws_follow_unigram_to_the_075():
+    counts = np.array([0, 1000, 300, 50, 7, 1, 0, 20], dtype=np.int64)
+    kernel = load_sgns()
+    draws = kernel.draw_noise(kernel.build_alias(noise_distribution(counts)), 400_000, seed=3)
+    freq = np.bincount(draws, minlength=len(counts)) / len(draws)
+    np.testing.assert_allclose(freq, noise_distribution(counts), atol=0.004)
+    assert freq[0] == 0 and freq[6] == 0  # words never seen are never drawn
+
+
+def zipf_chunk(n: int = 3000, vocab: int = 50, window: int = 5, seed: int = 0) -> Chunk:
+    rng = np.random.default_rng(seed)
+    ids = rng.zipf(1.3, n) % (vocab - 1) + 1
+    sentences = np.concatenate([[0], np.sort(rng.choice(np.arange(1, n), 40, replace=False)), [n]])
+    return next(epoch_chunks(ids, sentences, np.ones(vocab), window, rng, chunk_tokens=n))
+
+
+@pytest.mark.parametrize("use_c", [pytest.param(True, marks=needs_c), False])
+@pytest.mark.parametrize("model", ["skipgram", "cbow"])
+def test_a_chunk_trains_exactly_the_examples_batches_py_would_make(model, use_c):
+    """Reduced windows and sentence bounds: the example count equals batches.py's expansion."""
+    chunk = zipf_chunk()
+    expected = len(skipgram_pairs(chunk, 5)[0]) if model == "skipgram" else len(cbow_windows(chunk, 5)[0])
+    backend = FusedBackend(*init_tables(50, 16, seed=0))
+    backend.use_c = use_c
+    # A 50-word vocabulary makes every row frequent: small batches keep summed updates stable.
+    backend.prepare(counts=np.bincount(chunk.ids, minlength=50), batch_size=32, seed=1)
+    before = backend.input_weights().clone()
+    loss, examples = backend.train_chunk(model, 5, 5, chunk, {"centres": chunk.ids}, 0.025, 0.02)
+    assert examples == expected
+    # The output table starts at zero (loss 6 ln 2 per example with 5 negatives); training lowers it.
+    assert 0 < float(loss) / examples < 6 * np.log(2)
+    assert not torch.equal(backend.input_weights(), before)
+    assert backend.output_weights().abs().sum() > 0
+
+
+def topic_corpus(n_topics: int = 8, words_per_topic: int = 12, sentences: int = 3000, seed: int = 0):
+    """Sentences each drawn from one topic's words: a word's neighbours are its topic-mates."""
+    rng = np.random.default_rng(seed)
+    topic = rng.integers(0, n_topics, sentences)
+    ids = (1 + topic[:, None] * words_per_topic + rng.integers(0, words_per_topic, (sentences, 20))).reshape(-1)
+    bounds = np.arange(0, len(ids) + 1, 20)
+    return ids, bounds, n_topics * words_per_topic + 1
+
+
+@pytest.mark.parametrize("use_c", [pytest.param(True, marks=needs_c), False])
+@pytest.mark.parametrize("model", ["skipgram", "cbow"])
+def test_fused_training_puts_topic_mates_together(model, use_c):
+    """Quality bound on a corpus with known structure: topic-mates end up far more similar than strangers."""
+    ids, bounds, vocab = topic_corpus()
+    counts = np.bincount(ids, minlength=vocab)
+    backend = FusedBackend(*init_tables(vocab, 24, seed=0))
+    backend.use_c = use_c
+    backend.prepare(counts=counts, batch_size=128, seed=1)
+    rng = np.random.default_rng(0)
+    for epoch in range(2):
+        for chunk in epoch_chunks(ids, bounds, keep_probability(counts, 0), 5, rng, chunk_tokens=20_000):
+            lr = 0.025 * (1 - epoch / 2)
+            backend.train_chunk(model, 5, 5, chunk, {"centres": chunk.ids}, lr, lr - 0.0125)
+    vectors = torch.nn.functional.normalize(backend.input_weights()[1:], dim=1)
+    similarity = vectors @ vectors.T
+    topic = torch.arange(vocab - 1) // 12
+    same = topic[:, None] == topic[None, :]
+    off_diagonal = ~torch.eye(vocab - 1, dtype=torch.bool)
+    within, between = similarity[same & off_diagonal].mean(), similarity[~same].mean()
+    assert within - between > 0.4, (float(within), float(between))
+
+
+@needs_c
+def test_kernel_is_built_once_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("W2V_KERNEL_CACHE", str(tmp_path))
+    first = library_path()
+    assert first is not None and first.parent == tmp_path and first.exists()
+    built_at = first.stat().st_mtime_ns
+    assert library_path() == first and first.stat().st_mtime_ns == built_at  # no rebuild
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temp files left behind
+
+
+def test_without_a_compiler_the_torch_path_is_used(monkeypatch):
+    monkeypatch.setenv("W2V_NO_C", "1")
+    assert load_sgns() is None
+    backend = FusedBackend(*init_tables(50, 8, seed=0))
+    assert backend.kernel is None
+    chunk = zipf_chunk(800)
+    backend.prepare(counts=np.bincount(chunk.ids, minlength=50), batch_size=64, seed=1)
+    loss, examples = backend.train_chunk("skipgram", 5, 5, chunk, {"centres": chunk.ids}, 0.025, 0.02)
+    assert examples == len(skipgram_pairs(chunk, 5)[0]) and np.isfinite(float(loss))
+
+
+def test_fused_is_registered_and_builds_on_the_cpu():
+    backend = BACKENDS["fused"].create(*init_tables(20, 4, seed=0), torch.device("cpu"))
+    assert backend.name == "fused" and backend.expands_chunks
+    assert backend.input_weights().shape == (20, 4)

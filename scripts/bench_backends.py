@@ -12,7 +12,7 @@ torch.cuda.max_memory_allocated on CUDA; on the CPU the process's peak resident
 set (VmHWM, reset before each configuration), since torch allocates outside
 Python's tracemalloc (so a few MiB reused from the heap may not show). A
 configuration w2v.memory.estimate_bytes says would not fit in --max-gib is
-skipped with "needs X GiB"; one whose step, scaled linearly from the backend's
+skipped with "needs X GiB" (+ the init tables the benchmark holds beside it); one whose step, scaled linearly from the backend's
 last smaller V (if that took > 0.1 s), would exceed --max-step-s is skipped as
 "too slow (~N s/step)".
 Writes a CSV, a markdown table and a log-log PNG (step time against vocabulary size).
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import ctypes
 import gc
 import io
 import os
@@ -64,6 +65,10 @@ def reset_peak(device: torch.device) -> int:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
         return torch.cuda.memory_allocated(device)
+    try:  # hand freed heap pages back, so this configuration's allocations show in the resident set
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     try:  # "5" resets the peak resident set (VmHWM) to the current one
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -74,8 +79,8 @@ def reset_peak(device: torch.device) -> int:
 
 def peak_since(device: torch.device, baseline: int) -> int:
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) - baseline
-    return vmstat("VmHWM") - baseline
+        return max(0, torch.cuda.max_memory_allocated(device) - baseline)
+    return max(0, vmstat("VmHWM") - baseline)
 
 
 def zipf_sampler(vocab: int, power: float, rng: np.random.Generator):
@@ -99,13 +104,14 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def needed_bytes(name: str, vocab: int, dim: int, args, device: torch.device) -> int:
-    """What this configuration holds in the memory --max-gib limits (the estimate + the init tables)."""
+def needed_bytes(name: str, vocab: int, dim: int, args, device: torch.device) -> tuple[int, int]:
+    """(the backend's own bytes on the device, the init tables' bytes if they share that memory)."""
     need = estimate_bytes(name, vocab, dim, "skipgram", args.batch, args.window, args.negative)
-    host_tables = 2 * vocab * dim * 4  # the init tables; offload's own copies are the same size
+    two_tables = 2 * vocab * dim * 4
     if device.type == "cuda":
-        return need["tables"] + need["batch"]
-    return need["tables"] + need["batch"] + host_tables * (2 if name == "offload" else 1)
+        return need["tables"] + need["batch"], 0
+    # On the CPU offload's tables are in the very memory we measure (estimate_bytes counts device memory).
+    return need["tables"] + need["batch"] + (two_tables if name == "offload" else 0), two_tables
 
 
 def measure(name: str, init: tuple[torch.Tensor, torch.Tensor], args, device: torch.device) -> dict:
@@ -231,15 +237,16 @@ def main(argv: list[str] | None = None) -> int:
         for vocab in sorted(int(v) for v in args.vocab):
             init = None  # built once per (V, D), only if some backend runs
             for name in args.backends:
-                need = needed_bytes(name, vocab, dim, args, device)
+                need, init_bytes = needed_bytes(name, vocab, dim, args, device)
                 base = {"device": device.type, "backend": name, "vocab": vocab, "dim": dim, "batch": args.batch,
                         "need_gib": round(need / GIB, 2)}
                 smaller = last_ok.get((name, dim))
                 # A step's cost grows at most linearly in V, so the last one scaled up bounds this one;
                 # below 0.1 s a step is mostly fixed costs (and noise), which do not grow with V.
                 projected = smaller[1] * vocab / smaller[0] if smaller and smaller[1] > 0.1 else 0.0
-                if need > budget:
-                    row = {**base, "status": f"needs {need / GIB:.1f} GiB"}
+                if need + init_bytes > budget:
+                    extra = f" + {init_bytes / GIB:.1f} init" if init_bytes else ""
+                    row = {**base, "status": f"needs {need / GIB:.1f} GiB{extra}"}
                 elif projected > args.max_step_s:
                     row = {**base, "status": f"too slow (~{projected:.0f} s/step)"}
                 else:
@@ -258,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             writer = csv.DictWriter(f, fieldnames=FIELDS)
             writer.writeheader()
             writer.writerows(rows)
-    table = f"Measured on {where}; {args.batch} pairs x {args.negative} negatives per step.\n" \
+    table = f"Measured on {where}; {args.batch} pairs x {args.negative} negatives per step; memory budget " \
+        f"{budget / GIB:.1f} GiB (the shared init tables count against it on the CPU).\n" \
         + markdown_table(rows, backends)
     with atomic_path(prefix.with_suffix(".md")) as tmp:
         tmp.write_text(table, encoding="utf-8")

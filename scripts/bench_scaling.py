@@ -18,6 +18,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -78,7 +79,9 @@ def child(args) -> int:
     sampler = PeakSampler()
     sampler.start()
     started = time.perf_counter()
-    metrics = run(cfg, Path(args.out) / f"run-{Path(args.child).stem}", show_progress=False)
+    run_dir = Path(args.out) / f"run-{Path(args.child).stem}"
+    shutil.rmtree(run_dir, ignore_errors=True)  # this script's own previous output: a run dir must be new
+    metrics = run(cfg, run_dir, show_progress=False)
     sampler.done.set()
     sampler.join()
     print(json.dumps({"words": metrics["corpus_words"], "train_s": metrics["train_s"],

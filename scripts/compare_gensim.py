@@ -18,6 +18,7 @@ import argparse
 import csv
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -81,7 +82,9 @@ def train_gensim(sentences, model: str, args, corpus_words: int) -> dict:
 
 def train_ours(args, model: str, backend: str, out_dir: Path, corpus_words: int) -> dict:
     cfg = parse_config(run_config(args, model, backend))
-    metrics = run(cfg, out_dir / f"w2v-{model}-{backend}", show_progress=False)
+    run_dir = out_dir / f"w2v-{model}-{backend}"
+    shutil.rmtree(run_dir, ignore_errors=True)  # this script's own previous output: a run dir must be new
+    metrics = run(cfg, run_dir, show_progress=False)
     return {"system": f"w2v {backend}", "model": model, "train_s": metrics["train_s"],
             "words_per_sec": corpus_words * args.epochs / metrics["train_s"], "vocab": metrics["vocab_size"],
             **{k: metrics[k] for k in METRICS}}

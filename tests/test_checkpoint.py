@@ -62,7 +62,7 @@ def test_a_checkpoint_with_pickled_code_is_refused_not_run(tmp_path):
     marker = tmp_path / "pwned"
     bad = tmp_path / "bad.pt"
     with open(bad, "wb") as f:
-        pickle.dump({"format": "w2v-checkpoint", "x": _Exploit(marker)}, f)
+        pickle.dump({"format": "w2v-checkpoint", "x": _Exploit(marker)}, f, protocol=2)
     with pytest.raises(W2VError, match="cannot read checkpoint"):
         load_checkpoint(bad)
     assert not marker.exists()
@@ -106,7 +106,7 @@ def tiny_config(model: str, backend: str, batch_size: int = 64) -> RunConfig:
                      export=ExportConfig())
 
 
-def toy_corpus(n_tokens: int = 3000, vocab: int = 40, seed: int = 0):
+def toy_corpus(n_tokens: int = 1500, vocab: int = 40, seed: int = 0):
     rng = np.random.default_rng(seed)
     ids = rng.zipf(1.3, n_tokens).clip(1, vocab - 1).astype(np.int32)
     sentences = np.arange(0, n_tokens + 1, 25, dtype=np.int64)
@@ -116,7 +116,7 @@ def toy_corpus(n_tokens: int = 3000, vocab: int = 40, seed: int = 0):
 @pytest.mark.parametrize("backend, model", [("dense", "skipgram"), ("sparse", "cbow"), ("onehot", "skipgram")])
 def test_stopped_and_resumed_training_equals_uninterrupted(backend, model):
     """In process: stop after step 7 (mid-chunk, mid-epoch), restore into a new backend, finish."""
-    cfg = tiny_config(model, backend)
+    cfg = tiny_config(model, backend, batch_size=128)
     ids, sentences, counts = toy_corpus()
     cpu = torch.device("cpu")
 
@@ -142,7 +142,9 @@ def test_stopped_and_resumed_training_equals_uninterrupted(backend, model):
     partial = train(cfg, ids, sentences, counts, first, cpu, show_progress=False, on_log=on_log,
                     checkpointing=Checkpointing(CheckpointPolicy(), save, stop))
     assert partial.interrupted == "SIGTERM" and partial.steps == 7
-    assert saved["payload"]["loop"]["batches_done"] == 7 and saved["payload"]["loop"]["stats"]["raw_words"] == 0
+    loop = saved["payload"]["loop"]
+    assert loop["stats"]["steps"] == 7 and loop["batches_done"] >= 1  # stopped inside a chunk
+    assert loop["stats"]["raw_words"] < 2 * len(ids)
 
     second = fresh()
     restore_backend(second, saved["payload"], cfg.train.lr)
@@ -159,7 +161,7 @@ def test_stopped_and_resumed_training_equals_uninterrupted(backend, model):
 # ---- the real command line, killed by a signal part-way -------------------------------------------
 
 ARGS = ["model.dim=16", "vocab.min_count=2", "train.epochs=2", "evaluate=false", "train.batch_size=64",
-        "export.projector_words=0", "train.checkpoint_every=3000", "train.log_every=50"]
+        "export.projector_words=0", "train.checkpoint_every=2000", "train.log_every=50"]
 
 
 def command(corpus: Path, run_dir: Path, *extra: str) -> list[str]:
@@ -174,7 +176,7 @@ ENV = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", CUDA_VISIBLE
 def uninterrupted(tmp_path_factory):
     root = tmp_path_factory.mktemp("resume")
     corpus = root / "corpus.txt"
-    corpus.write_text(zipf_text(20000), encoding="utf-8")
+    corpus.write_text(zipf_text(12000), encoding="utf-8")
     run_dir = root / "reference"
     result = subprocess.run(command(corpus, run_dir), env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -182,7 +184,7 @@ def uninterrupted(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_killed_run_resumes_to_the_uninterrupted_result(uninterrupted, signum):
     from gensim.models import KeyedVectors
 

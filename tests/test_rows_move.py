@@ -18,6 +18,7 @@ OPTIMISERS = {
     "SparseAdam": lambda params, lr: torch.optim.SparseAdam(list(params), lr=lr),
     "Adam": lambda params, lr: torch.optim.Adam(params, lr=lr),
     "SGD+momentum": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
+    "AdamW": lambda params, lr: torch.optim.AdamW(params, lr=lr, weight_decay=0.01),
 }
 # (backend, optimiser, do rows looked up in step 1 but not in step 2 still move in step 2?)
 CASES = [("dense", "SGD", False), ("sparse", "SGD", False), ("onehot", "SGD", False), ("offload", "SGD", False),
@@ -79,6 +80,15 @@ def test_which_rows_move(backend_name, optimiser, momentum_carries):
     # Rows no step has looked up stay bit-identical under every optimiser here (no weight decay).
     never = set(range(VOCAB)) - input_rows - output_rows - second_input - second_output
     assert never and not (rows_changed(start[0], after_second[0]) | rows_changed(start[1], after_second[1])) & never
+
+
+def test_weight_decay_moves_every_row_in_the_first_step():
+    # Decoupled weight decay shrinks the whole table each step: no row is left alone.
+    backend = make("dense", "AdamW")
+    start = snapshot(backend)
+    backend.train_step("skipgram", skipgram_batch(range(0, 6), torch.Generator().manual_seed(1)), LR)
+    assert rows_changed(start[0], backend.input_weights()) == set(range(VOCAB))
+    assert rows_changed(start[1], backend.output_weights()) == set(range(VOCAB))
 
 
 def test_offload_refuses_a_torch_optimiser():

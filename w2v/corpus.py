@@ -9,6 +9,7 @@ import bz2
 import hashlib
 import os
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -122,7 +123,7 @@ class Corpus:
                     return
         except KeyError as exc:
             raise W2VError(f"hub dataset has no column {self.hub.column!r}; set data.column") from exc
-        except (OSError, ConnectionError) as exc:
+        except (OSError, ConnectionError, EOFError, zlib.error) as exc:  # EOFError: a truncated .gz/.bz2
             raise W2VError(f"cannot read corpus: {exc}") from exc
 
 

@@ -96,8 +96,8 @@ def build_vocab(token_lists: Iterable[list[str]], known: set[str] | None) -> Que
 
 
 def random_rows(n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
-    """(n, dim) rows of expected L2 norm ~1, the scale of normalised pretrained vectors."""
-    return torch.randn(n, dim, generator=generator) / dim ** 0.5
+    """(n, dim) N(0, 1) rows (nn.Embedding's own init): L2 norm ~sqrt(dim), as normalised pretrained rows."""
+    return torch.randn(n, dim, generator=generator)
 
 
 class QuestionEmbedding(nn.Module):
@@ -134,6 +134,7 @@ def make_embedding(vocab: QuestionVocab, kv, dim: int, freeze: bool, normalize: 
         else np.zeros((0, kv.vector_size), np.float32)
     rows = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
     if normalize and len(rows):
-        # word2vec norms grow with frequency; unit rows put every word on the random rows' scale.
-        rows = rows / rows.norm(dim=1, keepdim=True).clamp(min=1e-8)
+        # word2vec norms grow with frequency; rescaled to norm sqrt(dim), every word sits on the
+        # random rows' scale, where the GRU's default init responds to its input.
+        rows = rows * (rows.shape[1] ** 0.5 / rows.norm(dim=1, keepdim=True).clamp(min=1e-8))
     return QuestionEmbedding(vocab.n_extra, kv.vector_size, rows, freeze=freeze, generator=generator)

@@ -22,8 +22,7 @@ from .embeddings import QuestionEmbedding
 class ModelConfig:
     encoder: str = "gru"  # gru | mean
     hidden: int = 128  # question vector size and MLP width
-    channels: int = 32  # image feature-map channels
-    film_blocks: int = 2
+    channels: int = 64  # image feature-map channels
 
 
 class QuestionEncoder(nn.Module):
@@ -57,10 +56,10 @@ class PixelEncoder(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
-        half = max(channels // 2, 1)
         self.layers = nn.Sequential(
-            nn.Conv2d(3, half, kernel_size=4, stride=4), nn.BatchNorm2d(half), nn.ReLU(),
-            nn.Conv2d(half, channels, kernel_size=4, stride=4), nn.BatchNorm2d(channels), nn.ReLU(),
+            nn.Conv2d(3, channels // 2, kernel_size=4, stride=4), nn.BatchNorm2d(channels // 2), nn.ReLU(),
+            nn.Conv2d(channels // 2, channels, kernel_size=4, stride=4), nn.BatchNorm2d(channels), nn.ReLU(),
+            nn.Conv2d(channels, channels, kernel_size=1), nn.BatchNorm2d(channels), nn.ReLU(),
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -86,21 +85,25 @@ def with_coordinates(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, xs, ys], dim=1)
 
 
-class FiLMBlock(nn.Module):
-    """A residual conv block whose channels the question scales and shifts."""
+class CellFusion(nn.Module):
+    """Question + each cell of the image map -> (B, 2 * hidden): an MLP per cell, then max and mean pooling.
 
-    def __init__(self, channels: int, hidden: int, spatial: bool):
+    The per-cell MLP sees the cell's features, its position and the whole question, so it
+    can test a conjunction ("small AND cone") or mark where a named object is; max pooling
+    then answers "is there / what is it", mean pooling "how many", and the positions it
+    carries through answer "left of".
+    """
+
+    def __init__(self, channels: int, hidden: int):
         super().__init__()
-        self.mix = nn.Conv2d(channels + 2, channels, kernel_size=1)
-        self.conv = nn.Conv2d(channels, channels, kernel_size=3 if spatial else 1, padding=1 if spatial else 0)
-        self.norm = nn.BatchNorm2d(channels, affine=False)
-        self.film = nn.Linear(hidden, 2 * channels)
+        self.cell = nn.Sequential(nn.Conv2d(channels + 2 + hidden, hidden, kernel_size=1), nn.ReLU(),
+                                  nn.Conv2d(hidden, hidden, kernel_size=1), nn.ReLU())
 
-    def forward(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.mix(with_coordinates(x)))
-        gamma, beta = self.film(q).chunk(2, dim=1)
-        h = self.norm(self.conv(x)) * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
-        return x + F.relu(h)
+    def forward(self, image_map: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = image_map.shape
+        x = torch.cat([with_coordinates(image_map), q[:, :, None, None].expand(b, q.shape[1], h, w)], dim=1)
+        x = self.cell(x)
+        return torch.cat([x.amax(dim=(2, 3)), x.mean(dim=(2, 3))], dim=1)
 
 
 class VQAModel(nn.Module):
@@ -114,17 +117,11 @@ class VQAModel(nn.Module):
         else:
             self.image = FeatureEncoder(image_shape[-1], cfg.channels)
             map_side = 1
-        self.blocks = nn.ModuleList(FiLMBlock(cfg.channels, cfg.hidden, map_side > 1) for _ in range(cfg.film_blocks))
+        self.fusion = CellFusion(cfg.channels, cfg.hidden)
         self.classifier = nn.Sequential(
-            nn.Linear(2 * cfg.channels + cfg.hidden, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, n_answers))
+            nn.Linear(3 * cfg.hidden, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, n_answers))
 
     def forward(self, ids: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """ids (B, T), images (B, S, S, 3) uint8 or (B, D) -> answer logits (B, n_answers)."""
         q = self.question(ids)
-        x = self.image(images)
-        for block in self.blocks:
-            x = block(x, q)
-        # max: "is it there / what is it"; mean: "how many". Positions reach the pool
-        # through the coordinate channels the FiLM blocks read.
-        pooled = torch.cat([x.amax(dim=(2, 3)), x.mean(dim=(2, 3))], dim=1)
-        return self.classifier(torch.cat([pooled, q], dim=1))
+        return self.classifier(torch.cat([self.fusion(self.image(images), q), q], dim=1))

@@ -9,12 +9,15 @@ figure is the median over --repeats steps after --warmup steps; batches cycle
 through a few pre-drawn Zipf-distributed ones, as text would. Peak memory is
 what the configuration added above what was there before it was built:
 torch.cuda.max_memory_allocated on CUDA; on the CPU the process's peak resident
-set (VmHWM, reset before each configuration), since torch allocates outside
-Python's tracemalloc (so a few MiB reused from the heap may not show). A
+set (VmHWM, reset before each configuration, after malloc_trim hands freed heap
+pages back so that reusing them still shows), since torch allocates outside
+Python's tracemalloc. A
 configuration w2v.memory.estimate_bytes says would not fit in --max-gib is
-skipped with "needs X GiB" (+ the init tables the benchmark holds beside it); one whose step, scaled linearly from the backend's
-last smaller V (if that took > 0.1 s), would exceed --max-step-s is skipped as
-"too slow (~N s/step)".
+skipped with "needs X GiB" (+ the init tables the benchmark holds beside it). A
+backend whose step has grown with V (to over twice its first, and over 0.1 s) is
+skipped as "too slow (~N s/step)" where its fastest step, scaled linearly to
+the next V, would exceed --max-step-s. Use --threads 1 on a machine shared with
+other jobs: competing OpenMP threads make small steps 10-40x slower.
 Writes a CSV, a markdown table and a log-log PNG (step time against vocabulary size).
 """
 from __future__ import annotations
@@ -224,14 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     budget = args.max_gib * GIB if args.max_gib else 0.5 * available_bytes(device)
     prefix = args.out or REPO / "docs" / "data" / f"bench_backends_{device.type}"
     png = REPO / "docs" / "img" / f"{prefix.name}.png" if args.out is None else prefix.with_suffix(".png")
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
     print(f"# {where}; budget {budget / GIB:.1f} GiB; batch {args.batch} pairs x {args.negative} negatives",
           flush=True)
 
     for name in args.backends:  # first calls allocate lasting buffers (threads, caches): not the backend's cost
         warm = argparse.Namespace(**{**vars(args), "warmup": 1, "repeats": 1})
         measure(name, init_tables(100, 8, seed=1), warm, device)
-    rows, last_ok = [], {}  # last_ok[(backend, dim)] = (vocab, seconds per step)
+    # (backend, dim) -> (vocab, fastest step in s) at its first and at its last measured vocabulary
+    first_ok, last_ok, rows = {}, {}, []
     started = time.perf_counter()
     for dim in args.dims:
         for vocab in sorted(int(v) for v in args.vocab):
@@ -240,10 +244,12 @@ def main(argv: list[str] | None = None) -> int:
                 need, init_bytes = needed_bytes(name, vocab, dim, args, device)
                 base = {"device": device.type, "backend": name, "vocab": vocab, "dim": dim, "batch": args.batch,
                         "need_gib": round(need / GIB, 2)}
-                smaller = last_ok.get((name, dim))
-                # A step's cost grows at most linearly in V, so the last one scaled up bounds this one;
-                # below 0.1 s a step is mostly fixed costs (and noise), which do not grow with V.
-                projected = smaller[1] * vocab / smaller[0] if smaller and smaller[1] > 0.1 else 0.0
+                smaller, first = last_ok.get((name, dim)), first_ok.get((name, dim))
+                # A step's cost grows at most linearly in V, so the last one scaled up bounds this one.
+                # Only for a backend seen to grow (2x its first step) and past fixed costs (0.1 s):
+                # scaling up a flat backend's noise would skip it for nothing.
+                growing = smaller and smaller[1] > max(0.1, 2 * first[1])
+                projected = smaller[1] * vocab / smaller[0] if growing else 0.0
                 if need + init_bytes > budget:
                     extra = f" + {init_bytes / GIB:.1f} init" if init_bytes else ""
                     row = {**base, "status": f"needs {need / GIB:.1f} GiB{extra}"}
@@ -252,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     init = init if init is not None else init_tables(vocab, dim, seed=1)
                     row = {**measure(name, init, args, device), "need_gib": base["need_gib"]}
-                    last_ok[(name, dim)] = (vocab, row["median_ms"] / 1000)
+                    last_ok[(name, dim)] = (vocab, row["min_ms"] / 1000)
+                    first_ok.setdefault((name, dim), last_ok[(name, dim)])
                 rows.append(row)
                 shown = f"{row['median_ms']:10.2f} ms {row['peak_mib']:9.1f} MiB" if row["status"] == "ok" \
                     else row["status"]

@@ -17,7 +17,7 @@ from conftest import run_train
 
 # Fast settings for every case: the point is how input is handled, not vector quality.
 FAST = ["model=cbow", "model.dim=8", "model.window=2", "train.epochs=1", "train.batch_size=2048",
-        "vocab.min_count=2", "evaluate=false", "export.projector_words=0"]
+        "vocab.min_count=2", "evaluate=false", "export.projector_words=0", "train.threads=1"]
 WORDS = [f"word{i}" for i in range(300)]
 
 
@@ -66,6 +66,8 @@ def write_corpus(tmp_path: Path, case: str) -> Path:
         path.write_bytes(b"")
     elif case == "whitespace_only":
         path.write_text(" \n\t\n\u00a0\u2003\n\r\n   \n", encoding="utf-8")
+    elif case == "one_word_per_line":
+        path.write_text("\n".join(w for w in WORDS * 4) + "\n", encoding="utf-8")
     elif case == "vocab_empty_after_min_count":
         path.write_text(" ".join(f"unique{i}" for i in range(500)) + "\n", encoding="utf-8")
     else:
@@ -89,6 +91,7 @@ DATA_CASES = {
     "empty_file": ([], "error", "empty"),
     "whitespace_only": ([], "error", "empty"),
     "vocab_empty_after_min_count": (["vocab.min_count=5"], "error", "vocab.min_count"),
+    "one_word_per_line": ([], "error", "no training examples"),
 }
 CONFIG_CASES = {
     "empty_paths_list": (["data.paths=[]"], "data.paths is empty"),

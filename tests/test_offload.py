@@ -73,13 +73,12 @@ def test_overlapping_consecutive_batches_train_like_dense():
     torch.testing.assert_close(offload.output_weights(), dense.output_weights(), atol=1e-6, rtol=1e-5)
 
 
-def test_tables_stay_on_the_host_pinned_only_with_cuda():
+def test_tables_stay_on_the_host_and_are_pinned_only_for_a_cuda_device():
     _, offload = pair()
     offload.to(CPU)
     assert list(offload.parameters()) == []  # nothing for Module.to() or an optimiser to move
     for table in offload.tables:
-        assert table.device.type == "cpu"
-        assert table.is_pinned() == torch.cuda.is_available()
+        assert table.device.type == "cpu" and not table.is_pinned()
 
 
 def test_memory_guard_sends_a_table_too_big_for_the_device_to_offload():
@@ -90,6 +89,10 @@ def test_memory_guard_sends_a_table_too_big_for_the_device_to_offload():
     with pytest.raises(W2VError, match="backend=offload"):
         check_fits("sparse", **shape, device=cuda, available=eight_gib)
     check_fits("offload", **shape, device=cuda, available=eight_gib)  # only the batch's rows need room
+    # Without a device to offload to, the tables are in the very memory being checked.
+    with pytest.raises(W2VError, match="backend=offload needs 11.2 GiB") as refused:
+        check_fits("offload", **shape, device=CPU, available=eight_gib)
+    assert "use backend=offload" not in str(refused.value) and "or backend=offload" not in str(refused.value)
 
 
 @pytest.mark.slow
@@ -115,3 +118,19 @@ def test_pipeline_with_offload_matches_dense(tmp_path, tiny_corpus):
     np.testing.assert_allclose(vectors["offload"][1], vectors["dense"][1], atol=1e-5)
     assert vectors["offload"][2] == pytest.approx(vectors["dense"][2], rel=1e-5)
     assert np.abs(vectors["dense"][1]).max() > 0.5 / 16  # trained beyond word2vec's init range
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_cuda_streams_and_pinned_tables_train_like_dense():
+    dense, _ = pair(vocab=30)
+    offload = OffloadBackend.create(dense.input_weights(), dense.output_weights(), torch.device("cuda"))
+    assert all(table.is_pinned() and table.device.type == "cpu" for table in offload.tables)
+    gen = torch.Generator().manual_seed(3)
+    for step in range(12):
+        batch = batch_over(list(range(step, step + 8)), gen)
+        dense.train_step("skipgram", batch, 0.2)
+        on_gpu = Batch(centres=batch.centres.cuda(), contexts=batch.contexts.cuda(), negatives=batch.negatives.cuda())
+        loss = offload.train_step("skipgram", on_gpu, 0.2)
+        assert loss.device.type == "cuda"
+    torch.testing.assert_close(offload.input_weights(), dense.input_weights(), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(offload.output_weights(), dense.output_weights(), atol=1e-5, rtol=1e-4)

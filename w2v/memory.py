@@ -59,6 +59,8 @@ def check_fits(backend: str, vocab_size: int, dim: int, model_name: str, batch_s
                negative: int, device: torch.device, available: int | None = None, headroom: float = 0.9) -> None:
     """Raise W2VError naming the figure and a remedy when the estimate exceeds the free memory."""
     need = estimate_bytes(backend, vocab_size, dim, model_name, batch_size, window, negative)
+    if backend == "offload" and device.type == "cpu":  # no device to offload to: its tables are in this memory
+        need["tables"] = 2 * vocab_size * dim * FLOAT_BYTES
     free = available_bytes(device) if available is None else available
     total = need["tables"] + need["batch"]
     if total <= headroom * free:
@@ -71,5 +73,6 @@ def check_fits(backend: str, vocab_size: int, dim: int, model_name: str, batch_s
             f"but only {free / GIB:.1f} GiB of {where} is free; use backend=sparse or a smaller train.batch_size")
     raise W2VError(
         f"backend={backend} needs {total / GIB:.1f} GiB ({vocab_size} words x {dim} dims, two tables), "
-        f"but only {free / GIB:.1f} GiB of {where} is free; use backend=sparse or backend=offload, "
+        f"but only {free / GIB:.1f} GiB of {where} is free; use backend=sparse"
+        f"{' or backend=offload (tables in host memory)' if device.type == 'cuda' else ''}, "
         f"or a smaller vocab.max_size")

@@ -71,11 +71,11 @@ class OffloadBackend(EmbeddingBackend):
         super().__init__()
         self.device = torch.device(device)
         self.on_cuda = self.device.type == "cuda"
-        tables = [t.detach().to("cpu").contiguous().clone() for t in (input_init, output_init)]
-        if torch.cuda.is_available():
-            # Page-locked host memory: copies from it are asynchronous and run at full bus speed.
-            tables = [t.pin_memory() for t in tables]
-        self.tables = tables  # plain attributes, not buffers: Module.to() must never move them
+        # One host copy per table, page-locked for a CUDA device: copies from pinned memory are
+        # asynchronous and run at full bus speed. Plain attributes, not buffers: Module.to() must
+        # never move them.
+        self.tables = [torch.empty(t.shape, dtype=t.dtype, pin_memory=self.on_cuda).copy_(t.detach())
+                       for t in (input_init, output_init)]
         if self.on_cuda:
             self.upload_stream = torch.cuda.Stream(self.device)
             self.download_stream = torch.cuda.Stream(self.device)
@@ -139,12 +139,12 @@ class OffloadBackend(EmbeddingBackend):
         if self.on_cuda:
             staging = torch.empty((len(step.ids_host), host.shape[1]), dtype=host.dtype, pin_memory=True)
             torch.index_select(host, 0, step.ids_host, out=staging)
-            rows = torch.empty(staging.shape, dtype=host.dtype, device=self.device)
-            self.upload_stream.wait_stream(torch.cuda.current_stream(self.device))  # `rows` is allocated
+            compute = torch.cuda.current_stream(self.device)
             with torch.cuda.stream(self.upload_stream):
-                rows.copy_(staging, non_blocking=True)  # the host allocator keeps `staging` until done
-            rows.record_stream(self.upload_stream)
-            torch.cuda.current_stream(self.device).wait_stream(self.upload_stream)
+                # Allocated on the upload stream; the host allocator keeps `staging` until the copy is done.
+                rows = staging.to(self.device, non_blocking=True)
+            compute.wait_stream(self.upload_stream)
+            rows.record_stream(compute)  # used on the compute stream too: not to be reused before that
         else:
             rows = host.index_select(0, step.ids_host)  # a copy: the host table is not touched
         previous = self.previous[table]

@@ -10,9 +10,11 @@ that a failed rerun cannot leave the old vectors looking like new ones.
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
-from .checkpoint import CHECKPOINT_NAME
+from .checkpoint import CHECKPOINT_NAME, CheckpointPolicy, resume_path
 from .config import W2VError
 
 OUTPUT_NAMES = ("vectors.bin", "vectors.txt", "tokenizer.json", "metrics.json", CHECKPOINT_NAME, "tb")
@@ -20,13 +22,26 @@ OUTPUT_NAMES = ("vectors.bin", "vectors.txt", "tokenizer.json", "metrics.json", 
 
 def existing_outputs(run_dir: Path) -> list[str]:
     """Names of earlier runs' outputs present in run_dir."""
-    return [name for name in OUTPUT_NAMES if (run_dir / name).exists()]
+    return [name for name in OUTPUT_NAMES if (run_dir / name).exists()] if run_dir.is_dir() else []
 
 
 def parse_overwrite(value) -> bool:
     if value is None or isinstance(value, bool):
         return bool(value)
     raise W2VError(f"overwrite must be true or false, got {value!r}")
+
+
+def refuse_before_hydra(argv: list[str]) -> None:
+    """The same refusal, from the command line alone, before Hydra writes its .hydra/ copy into the dir.
+
+    Only an explicit hydra.run.dir can collide (the default is a new timestamped dir).
+    """
+    values = dict(arg.split("=", 1) for arg in argv if "=" in arg)
+    run_dir = values.get("hydra.run.dir")
+    resuming = values.get("train.resume", "false").strip().lower() not in ("false", "null", "none", "")
+    overwrite = values.get("overwrite", "false").strip().lower() == "true"
+    if run_dir and not resuming and not overwrite:
+        prepare_run_dir(Path(run_dir), resuming=False, overwrite=False)
 
 
 def prepare_run_dir(run_dir: Path, resuming: bool, overwrite: bool) -> None:
@@ -44,3 +59,19 @@ def prepare_run_dir(run_dir: Path, resuming: bool, overwrite: bool) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
+
+
+@dataclass
+class RunOptions:
+    """How this run relates to earlier ones: resume from a checkpoint, overwrite, checkpoint policy."""
+
+    resume: Path | None = None
+    overwrite: bool = False
+    checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any], run_dir: Path) -> "RunOptions":
+        train_cfg = raw.get("train") or {}
+        return cls(resume=resume_path(train_cfg.get("resume"), run_dir),
+                   overwrite=parse_overwrite(raw.get("overwrite", False)),
+                   checkpoint=CheckpointPolicy.parse(train_cfg.get("checkpoint_every")))

@@ -14,9 +14,7 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
 
 import hydra
 import numpy as np
@@ -27,14 +25,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from .atomic import atomic_path, write_json
 from .backends import BACKENDS, init_tables, make_backend
-from .checkpoint import (CHECKPOINT_NAME, CheckpointPolicy, Checkpointing, check_run_key, load_checkpoint,
-                         restore_backend, resume_path, run_key, save_checkpoint)
+from .checkpoint import (CHECKPOINT_NAME, Checkpointing, check_run_key, load_checkpoint, restore_backend, run_key,
+                         save_checkpoint)
 from .config import RunConfig, W2VError, group_choices, parse_config
 from .corpus import open_corpus
 from .distributed import (World, broadcast_tables, check_data_parallel, launched_rank, launched_world_size,
                           shard_range, start_world)
 from .memory import available_bytes, check_fits
-from .run_dir import parse_overwrite, prepare_run_dir
+from .run_dir import RunOptions, prepare_run_dir, refuse_before_hydra
 from .signals import StopRequest
 from .token_ids import TokenIds, load_or_build
 from .trainer import train
@@ -49,22 +47,6 @@ class Interrupted(W2VError):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
-
-
-@dataclass
-class RunOptions:
-    """How this run relates to earlier ones: resume from a checkpoint, overwrite, checkpoint policy."""
-
-    resume: Path | None = None
-    overwrite: bool = False
-    checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
-
-    @classmethod
-    def from_config(cls, raw: Mapping[str, Any], run_dir: Path) -> "RunOptions":
-        train_cfg = raw.get("train") or {}
-        return cls(resume=resume_path(train_cfg.get("resume"), run_dir),
-                   overwrite=parse_overwrite(raw.get("overwrite", False)),
-                   checkpoint=CheckpointPolicy.parse(train_cfg.get("checkpoint_every")))
 
 
 def resolve_device(name: str, world: World | None = None) -> torch.device:
@@ -137,7 +119,7 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
     shared = world.local_world_size if device.type == "cpu" and world.distributed else 1
     world.on_every_rank(lambda: check_fits(
         cfg.backend.name, vocab_size, cfg.model.dim, cfg.model.name, cfg.train.batch_size, cfg.model.window,
-        cfg.model.negative, device, available=available_bytes(device) // shared if shared > 1 else None))
+        cfg.model.negative, device, available=available_bytes(device) // shared))
     input_init, output_init = init_tables(vocab_size, cfg.model.dim, cfg.train.seed)
     backend = make_backend(cfg.backend.name, input_init, output_init, device)
     del input_init, output_init  # the backend holds its own copy; do not keep two
@@ -172,11 +154,17 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
             raise Interrupted(f"{stats.interrupted} received: stopped after step {stats.steps} (about {done:.0%} "
                               f"of the run); checkpoint {checkpoint_path}; continue with the same command "
                               f"plus train.resume=true", 128 + (stop.signal_number or signal.SIGINT))
+        if stats.examples == 0:
+            raise W2VError("no training examples: no line has two in-vocabulary words within the window; "
+                           "give a corpus of sentences, or lower vocab.min_count")
         if not np.isfinite(stats.final_loss):
             raise W2VError(f"training diverged (loss {stats.final_loss}); lower train.lr or train.batch_size")
         if not world.is_main:
             return {}
-        metrics = export_and_evaluate(cfg, run_dir, backend, token_ids, stats, writer)
+        try:
+            metrics = export_and_evaluate(cfg, run_dir, backend, token_ids, stats, writer)
+        except OSError as exc:  # a full disk, a read-only dir: the atomic writes left no partial file
+            raise W2VError(f"cannot write the vectors in {run_dir}: {exc}") from exc
     finally:
         if writer is not None:
             writer.close()
@@ -192,7 +180,10 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         "tokenize_cache_hit": token_ids.cache_hit, "model": cfg.model.name, "backend": cfg.backend.name,
         "device": str(device), "world_size": world.world_size, "resumed": options.resume is not None,
     })
-    write_json(run_dir / "metrics.json", metrics)
+    try:
+        write_json(run_dir / "metrics.json", metrics)
+    except OSError as exc:
+        raise W2VError(f"cannot write {run_dir / 'metrics.json'}: {exc}") from exc
     if checkpoint_path.exists():
         checkpoint_path.unlink()  # the run is complete: nothing left to resume
     log.info(f"trained {stats.raw_words} raw words in {stats.train_seconds:.1f}s "
@@ -206,14 +197,15 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
 
 def resume_from(path: Path, backend, key: dict, lr: float, world: World) -> dict:
     """Load the checkpoint on rank 0 into its backend; every rank gets the loop state and optimiser state."""
-    payload = world.on_main(lambda: load_checkpoint(path))
-    if world.is_main:
+    def load() -> tuple[dict, dict | None]:
+        payload = load_checkpoint(path)
         check_run_key(payload["run_key"], key, path)
         restore_backend(backend, payload, lr)
         log.info(f"resuming from {path}: step {payload['loop']['stats']['steps']}, "
                  f"epoch {payload['loop']['epoch'] + 1}")
-    loop, optimizer_state = world.broadcast_object(
-        (payload["loop"], payload.get("optimizer")) if world.is_main else None)
+        return payload["loop"], payload.get("optimizer")
+
+    loop, optimizer_state = world.broadcast_object(world.on_main(load))
     if not world.is_main and optimizer_state is not None:
         backend._optimizer = backend.make_optimizer(lr)
         backend._optimizer.load_state_dict(optimizer_state)
@@ -287,6 +279,7 @@ def torchrun_overrides(argv: list[str]) -> list[str]:
 def main() -> None:
     try:
         check_group_choices(sys.argv[1:])
+        refuse_before_hydra(sys.argv[1:])
         sys.argv.extend(torchrun_overrides(sys.argv[1:]))
     except W2VError as exc:
         print(f"error: {exc}", file=sys.stderr)

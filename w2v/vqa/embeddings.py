@@ -13,6 +13,7 @@ With embedding.init=random every word is an "extra" row, so nothing is pretraine
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -55,6 +56,7 @@ def load_vectors(path: Path):
 
     if not path.is_file():
         raise W2VError(f"vectors not found: {path} (train them with python -m w2v.train, or fix embedding.vectors)")
+    logging.getLogger("gensim").setLevel(logging.WARNING)  # its INFO lines would drown the run's log
     try:
         return KeyedVectors.load_word2vec_format(str(path), binary=True)
     except Exception as exc:
@@ -66,6 +68,9 @@ def resolve_vectors_paths(vectors: str, tokenizer: str | None) -> tuple[Path, Pa
     vectors_path = Path(vectors).expanduser()
     if vectors_path.is_dir():
         vectors_path = vectors_path / "vectors.bin"
+    if not vectors_path.is_file():
+        raise W2VError(f"vectors not found: {vectors_path} (train them with python -m w2v.train, "
+                       "or fix embedding.vectors)")
     tokenizer_path = Path(tokenizer).expanduser() if tokenizer else vectors_path.parent / "tokenizer.json"
     return vectors_path, tokenizer_path
 

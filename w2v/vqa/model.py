@@ -86,24 +86,34 @@ def with_coordinates(x: torch.Tensor) -> torch.Tensor:
 
 
 class CellFusion(nn.Module):
-    """Question + each cell of the image map -> (B, 2 * hidden): an MLP per cell, then max and mean pooling.
+    """Question + each cell of the image map -> (B, out_dim): question-gated cells, pooled three ways.
 
-    The per-cell MLP sees the cell's features, its position and the whole question, so it
-    can test a conjunction ("small AND cone") or mark where a named object is; max pooling
-    then answers "is there / what is it", mean pooling "how many", and the positions it
-    carries through answer "left of".
+    Each cell's features and position pass through a layer whose units the question
+    scales and shifts (FiLM), so one layer can test a conjunction ("small AND cone").
+    Then max pooling answers "is there / what is it" and mean pooling "how many".
+    Besides, `glimpses` attention maps, each with its own question gating, each pick
+    one object and report its features and position: what "is A left of B" compares.
     """
 
-    def __init__(self, channels: int, hidden: int):
+    def __init__(self, channels: int, hidden: int, glimpses: int = 2):
         super().__init__()
-        self.cell = nn.Sequential(nn.Conv2d(channels + 2 + hidden, hidden, kernel_size=1), nn.ReLU(),
-                                  nn.Conv2d(hidden, hidden, kernel_size=1), nn.ReLU())
+        self.glimpses = glimpses
+        self.cell_in = nn.Conv2d(channels + 2, hidden, kernel_size=1)
+        self.film = nn.Linear(hidden, 2 * hidden * (1 + glimpses))
+        self.cell_out = nn.Conv2d(hidden, hidden, kernel_size=1)
+        self.attention = nn.Conv2d(hidden * glimpses, glimpses, kernel_size=1, groups=glimpses)
+        self.out_dim = 2 * hidden + glimpses * (channels + 2)
 
     def forward(self, image_map: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         b, _, h, w = image_map.shape
-        x = torch.cat([with_coordinates(image_map), q[:, :, None, None].expand(b, q.shape[1], h, w)], dim=1)
-        x = self.cell(x)
-        return torch.cat([x.amax(dim=(2, 3)), x.mean(dim=(2, 3))], dim=1)
+        positioned = with_coordinates(image_map)  # (B, C + 2, H, W)
+        cells = self.cell_in(positioned)  # (B, hidden, H, W)
+        gamma, beta = self.film(q).view(b, 2, 1 + self.glimpses, -1, 1, 1).unbind(dim=1)
+        gated = F.relu(cells.unsqueeze(1) * (1 + gamma) + beta)  # (B, 1 + glimpses, hidden, H, W)
+        x = F.relu(self.cell_out(gated[:, 0]))
+        weights = self.attention(gated[:, 1:].flatten(1, 2)).flatten(2).softmax(dim=2)  # (B, glimpses, H*W)
+        picked = torch.einsum("bgc,bdc->bgd", weights, positioned.flatten(2)).flatten(1)
+        return torch.cat([x.amax(dim=(2, 3)), x.mean(dim=(2, 3)), picked], dim=1)
 
 
 class VQAModel(nn.Module):
@@ -119,7 +129,7 @@ class VQAModel(nn.Module):
             map_side = 1
         self.fusion = CellFusion(cfg.channels, cfg.hidden)
         self.classifier = nn.Sequential(
-            nn.Linear(3 * cfg.hidden, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, n_answers))
+            nn.Linear(self.fusion.out_dim + cfg.hidden, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, n_answers))
 
     def forward(self, ids: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """ids (B, T), images (B, S, S, 3) uint8 or (B, D) -> answer logits (B, n_answers)."""

@@ -178,6 +178,9 @@ def generate_split(name: str, n: int, image_size: int, seed: int) -> VQASplit:
 
 def generate_dataset(spec: SceneSpec) -> VQADataset:
     splits = {name: generate_split(name, getattr(spec, name), spec.image_size, spec.seed) for name in SPLIT_WORDING}
-    source = (f"synthetic scenes (seed {spec.seed}, {spec.image_size}px; train {spec.train}, "
-              f"test {spec.test}, test_paraphrase {spec.test_paraphrase})")
-    return VQADataset(splits=splits, answer_names=list(ANSWER_NAMES), image_kind="pixels", source=source)
+    return VQADataset(splits=splits, answer_names=list(ANSWER_NAMES), image_kind="pixels", source=describe(spec))
+
+
+def describe(spec: SceneSpec) -> str:
+    return (f"synthetic scenes (seed {spec.seed}, {spec.image_size}px; train {spec.train}, "
+            f"test {spec.test}, test_paraphrase {spec.test_paraphrase})")

@@ -43,8 +43,9 @@ def pad_ids(rows: list[list[int]]) -> torch.Tensor:
     return out
 
 
-def encode_split(split: VQASplit, encode: Callable[[str], list[int]]) -> EncodedSplit:
-    return EncodedSplit(ids=pad_ids([encode(q) for q in split.questions]),
+def encode_split(split: VQASplit, question_ids: list[list[int]]) -> EncodedSplit:
+    """The split as tensors, given each question's embedding rows."""
+    return EncodedSplit(ids=pad_ids(question_ids),
                         answers=torch.from_numpy(np.asarray(split.answers, np.int64)),
                         image_rows=torch.from_numpy(np.asarray(split.image_rows, np.int64)),
                         images=torch.from_numpy(np.ascontiguousarray(split.images)),

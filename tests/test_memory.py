@@ -1,0 +1,66 @@
+"""Memory guard: tables and one-hot batches against the device's free memory, checked before allocating."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from w2v.config import W2VError
+from w2v.memory import GIB, available_bytes, check_fits, estimate_bytes
+
+CPU = torch.device("cpu")
+SHAPE = dict(vocab_size=1_000_000, dim=300, model_name="skipgram", batch_size=1024, window=5, negative=5)
+
+
+def test_estimate_counts_tables_gradients_and_one_hot_rows():
+    table = 1_000_000 * 300 * 4
+    dense, sparse, onehot = (estimate_bytes(b, **SHAPE) for b in ("dense", "sparse", "onehot"))
+    assert dense["tables"] == 4 * table  # two tables, each with a dense gradient as big
+    assert sparse["tables"] == 2 * table  # sparse gradients hold only the looked-up rows
+    assert dense["batch"] == sparse["batch"]
+    # One-hot: every looked-up row (1024 centres + 1024 * 6 output rows) is a vocab-long float vector.
+    assert onehot["batch"] - dense["batch"] == (1024 + 1024 * 6) * 1_000_000 * 4
+    cbow = estimate_bytes("onehot", **{**SHAPE, "model_name": "cbow"})
+    assert cbow["batch"] > onehot["batch"]  # CBOW looks up 2 * window context rows per example
+
+
+def test_guard_refuses_with_the_figure_and_a_way_out():
+    need = sum(estimate_bytes("dense", **SHAPE).values())
+    check_fits("dense", **SHAPE, device=CPU, available=int(need / 0.9) + 1)  # just fits within the headroom
+    with pytest.raises(W2VError) as info:
+        check_fits("dense", **SHAPE, device=CPU, available=int(need / 0.9) - GIB // 4)
+    message = str(info.value)
+    assert f"{need / GIB:.1f} GiB" in message and "backend=sparse" in message and "vocab.max_size" in message
+    assert "\n" not in message
+
+
+def test_one_hot_batches_are_the_figure_when_they_dominate():
+    small_tables = {**SHAPE, "vocab_size": 200_000, "dim": 50}
+    need = estimate_bytes("onehot", **small_tables)
+    assert need["batch"] > need["tables"]
+    with pytest.raises(W2VError, match=r"one-hot batches .* use backend=sparse"):
+        check_fits("onehot", **small_tables, device=CPU, available=need["tables"] * 2)
+    check_fits("sparse", **small_tables, device=CPU, available=need["tables"] * 2)  # the suggested way out fits
+
+
+def test_free_memory_is_read_from_the_host():
+    free = available_bytes(CPU)
+    assert 0 < free < 1 << 50
+
+
+def test_the_run_stops_before_allocating_when_memory_is_short(tmp_path, tiny_corpus, monkeypatch):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import w2v.train as train_module
+    from w2v.config import CONF_DIR, parse_config
+
+    built = []
+    monkeypatch.setattr(train_module, "available_bytes", lambda device: 1024)  # a forced, tiny free memory
+    monkeypatch.setattr(train_module, "make_backend", lambda *a, **k: built.append(a))
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        cfg = parse_config(OmegaConf.to_container(compose(config_name="config", overrides=[
+            "data=files", f"data.paths=[{tiny_corpus}]", f"cache_dir={tmp_path / 'cache'}", "backend=onehot",
+            "vocab.min_count=2"]), resolve=True))
+    with pytest.raises(W2VError, match="backend=onehot needs .* GiB"):
+        train_module.run(cfg, tmp_path / "run", show_progress=False)
+    assert built == [] and not (tmp_path / "run" / "vectors.bin").exists()

@@ -1,0 +1,58 @@
+"""Generated scene datasets, cached on disk by their spec so repeated runs skip generation."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_path
+from .data import VQADataset, VQASplit
+from .questions import ANSWER_NAMES, SceneSpec, describe, generate_dataset
+
+# Bump whenever the renderer, templates or synonym lists change: it keys the cache.
+GENERATOR_VERSION = 1
+
+
+def cache_file(spec: SceneSpec, cache_dir: Path) -> Path:
+    key = json.dumps({"version": GENERATOR_VERSION, **asdict(spec)}, sort_keys=True)
+    return cache_dir / "vqa_scenes" / f"scenes-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+
+
+def _save(dataset: VQADataset, path: Path) -> None:
+    arrays = {}
+    for name, split in dataset.splits.items():
+        arrays.update({f"{name}/questions": np.asarray(split.questions), f"{name}/answers": split.answers,
+                       f"{name}/images": split.images, f"{name}/kinds": np.asarray(split.kinds)})
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def _load(path: Path, source: str) -> VQADataset:
+    splits = {}
+    with np.load(path, allow_pickle=False) as archive:
+        for name in ("train", "test", "test_paraphrase"):
+            images = archive[f"{name}/images"]
+            splits[name] = VQASplit(questions=archive[f"{name}/questions"].tolist(),
+                                    answers=archive[f"{name}/answers"], image_rows=np.arange(len(images)),
+                                    images=images, kinds=archive[f"{name}/kinds"].tolist())
+    return VQADataset(splits=splits, answer_names=list(ANSWER_NAMES), image_kind="pixels", source=source)
+
+
+def load_or_generate(spec: SceneSpec, cache_dir: Path | None, log=print) -> VQADataset:
+    """The dataset of `spec`, from the cache when it is there; generated (and cached) otherwise."""
+    if cache_dir is None:
+        return generate_dataset(spec)
+    path = cache_file(spec, cache_dir)
+    if path.exists():
+        try:
+            return _load(path, describe(spec))
+        except (OSError, KeyError, ValueError):
+            log(f"scene cache {path} is unreadable; generating again")
+    dataset = generate_dataset(spec)
+    _save(dataset, path)
+    return dataset
+

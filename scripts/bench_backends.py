@@ -224,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
 
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    if hasattr(os, "getloadavg") and os.getloadavg()[0] > (os.cpu_count() or 1) and torch.get_num_threads() > 1:
+        print(f"# warning: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; other jobs' threads "
+              f"will slow small steps many-fold: consider --threads 1", file=sys.stderr)
     budget = args.max_gib * GIB if args.max_gib else 0.5 * available_bytes(device)
     prefix = args.out or REPO / "docs" / "data" / f"bench_backends_{device.type}"
     png = REPO / "docs" / "img" / f"{prefix.name}.png" if args.out is None else prefix.with_suffix(".png")

@@ -33,8 +33,8 @@ def compose_run_config(*overrides):
                                                    resolve=True))
 
 
-def train_worker(rank: int, world_size: int, init_file: str, overrides: list[str], out_dir: str) -> None:
-    """One rank: join the group, train its shard, save its tables and stats (and rank 0's quality)."""
+def train_worker(rank: int, world_size: int, init_file: str, runs: list[list[str]], out_dir: str) -> None:
+    """One rank: join the group; for each run's overrides, train its shard and save tables, stats, quality."""
     from w2v.backends import init_tables, make_backend
     from w2v.distributed import broadcast_tables, start_world
     from w2v.evaluate import evaluate_vectors
@@ -46,33 +46,36 @@ def train_worker(rank: int, world_size: int, init_file: str, overrides: list[str
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
                       LOCAL_WORLD_SIZE=str(world_size))
     torch.set_num_threads(1)
-    cfg = compose_run_config(*overrides)
     world = start_world("cpu", init_method=f"file://{init_file}") if world_size > 1 else World()
-    token_ids = load_token_ids(cfg, Path(cfg.cache_dir), world, show_progress=False)
-    input_init, output_init = init_tables(token_ids.vocab_size, cfg.model.dim, cfg.train.seed)
-    backend = make_backend(cfg.backend.name, input_init, output_init, torch.device("cpu"))
-    broadcast_tables(backend, world)
-    stats = train(cfg, token_ids.ids, token_ids.sentences, token_ids.counts, backend, torch.device("cpu"),
-                  show_progress=False, world=world,
-                  token_range=shard_range(token_ids.sentences, world.rank, world.world_size))
-    result = {"input": backend.input_weights().clone(), "output": backend.output_weights().clone(),
-              "stats": asdict(stats), "n_tokens": len(token_ids.ids)}
-    if world.is_main and cfg.evaluate:
-        kv = to_keyed_vectors(id_to_word(token_ids.tokenizer), result["input"].numpy(), token_ids.counts)
-        result["quality"] = evaluate_vectors(kv)
-    torch.save(result, Path(out_dir) / f"rank{rank}.pt")
+    for index, overrides in enumerate(runs):
+        cfg = compose_run_config(*overrides)
+        token_ids = load_token_ids(cfg, Path(cfg.cache_dir), world, show_progress=False)
+        input_init, output_init = init_tables(token_ids.vocab_size, cfg.model.dim, cfg.train.seed)
+        backend = make_backend(cfg.backend.name, input_init, output_init, torch.device("cpu"))
+        broadcast_tables(backend, world)
+        stats = train(cfg, token_ids.ids, token_ids.sentences, token_ids.counts, backend, torch.device("cpu"),
+                      show_progress=False, world=world,
+                      token_range=shard_range(token_ids.sentences, world.rank, world.world_size))
+        result = {"input": backend.input_weights().clone(), "output": backend.output_weights().clone(),
+                  "stats": asdict(stats), "n_tokens": len(token_ids.ids)}
+        if world.is_main and cfg.evaluate:
+            kv = to_keyed_vectors(id_to_word(token_ids.tokenizer), result["input"].numpy(), token_ids.counts)
+            result["quality"] = evaluate_vectors(kv)
+        torch.save(result, Path(out_dir) / f"run{index}-rank{rank}.pt")
     world.close()
 
 
-def run_world(tmp_path: Path, world_size: int, overrides: list[str]) -> list[dict]:
+def run_world(tmp_path: Path, world_size: int, runs: list[list[str]]) -> list[list[dict]]:
+    """[run][rank] results of training each run's overrides on `world_size` processes (one spawn for all)."""
     out = tmp_path / f"world{world_size}"
     out.mkdir()
     if world_size == 1:
-        train_worker(0, 1, "", overrides, str(out))
+        train_worker(0, 1, "", runs, str(out))
     else:
-        mp.spawn(train_worker, args=(world_size, str(tmp_path / f"rendezvous{world_size}"), overrides, str(out)),
+        mp.spawn(train_worker, args=(world_size, str(tmp_path / f"rendezvous{world_size}"), runs, str(out)),
                  nprocs=world_size, join=True)
-    return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(world_size)]
+    return [[torch.load(out / f"run{i}-rank{r}.pt", weights_only=True) for r in range(world_size)]
+            for i in range(len(runs))]
 
 
 def test_shards_cover_the_corpus_once_and_cut_on_sentence_ends():
@@ -117,18 +120,21 @@ def test_sparse_gradients_are_summed_by_all_gather(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["dense", "sparse"])
-def test_two_ranks_hold_identical_tables(tmp_path, tiny_corpus, backend):
-    overrides = ["data=files", f"data.paths=[{tiny_corpus}]", f"cache_dir={tmp_path / 'cache'}", "model.dim=16",
-                 "vocab.min_count=2", "train.epochs=2", f"backend={backend}", "train.batch_size=256", "evaluate=false"]
-    ranks = run_world(tmp_path, 2, overrides)
-    assert torch.equal(ranks[0]["input"], ranks[1]["input"])
-    assert torch.equal(ranks[0]["output"], ranks[1]["output"])
-    timeless = [{k: v for k, v in r["stats"].items() if k != "train_seconds"} for r in ranks]
-    assert timeless[0] == timeless[1]  # the same steps, and totals over both ranks
-    stats = ranks[0]["stats"]
-    assert stats["raw_words"] == 2 * ranks[0]["n_tokens"]  # every word of both shards, each epoch
-    assert ranks[0]["output"].abs().sum() > 0  # it trained (the output table starts at zero)
+def test_two_ranks_hold_identical_tables(tmp_path, tiny_corpus):
+    common = ["data=files", f"data.paths=[{tiny_corpus}]", f"cache_dir={tmp_path / 'cache'}", "model.dim=16",
+              "vocab.min_count=2", "train.epochs=2", "train.batch_size=256", "evaluate=false"]
+    backends = ["dense", "sparse", "onehot"]  # all-reduce, all-gather of rows, all-reduce of a Linear weight
+    runs = run_world(tmp_path, 2, [[*common, f"backend={b}", f"model={m}"]
+                                   for b, m in zip(backends, ["skipgram", "skipgram", "cbow"])])
+    for backend, ranks in zip(backends, runs):
+        assert torch.equal(ranks[0]["input"], ranks[1]["input"]), backend
+        assert torch.equal(ranks[0]["output"], ranks[1]["output"]), backend
+        timeless = [{k: v for k, v in r["stats"].items() if k != "train_seconds"} for r in ranks]
+        assert timeless[0] == timeless[1]  # the same steps, and totals over both ranks
+        assert timeless[0]["raw_words"] == 2 * ranks[0]["n_tokens"]  # every word of both shards, each epoch
+        assert ranks[0]["output"].abs().sum() > 0  # it trained (the output table starts at zero)
+    # Same initial tables, different sync paths: dense and sparse agree up to float summation order.
+    assert torch.allclose(runs[0][0]["input"], runs[1][0]["input"], atol=1e-5)
 
 
 def similarity_structure(a: torch.Tensor, b: torch.Tensor, top: int = 300) -> float:
@@ -156,8 +162,8 @@ def test_two_ranks_match_one_rank_quality_on_the_sample(tmp_path):
     """
     common = ["model=cbow", "backend=sparse", "model.dim=50", "train.epochs=1", "data.max_lines=80",
               "train.lr=0.05", f"cache_dir={REPO / 'data' / 'cache'}"]
-    one = run_world(tmp_path, 1, [*common, "train.batch_size=1024"])[0]
-    two = run_world(tmp_path, 2, [*common, "train.batch_size=512"])
+    one = run_world(tmp_path, 1, [[*common, "train.batch_size=1024"]])[0][0]
+    two = run_world(tmp_path, 2, [[*common, "train.batch_size=512"]])[0]
     assert torch.equal(two[0]["input"], two[1]["input"])
     assert two[0]["stats"]["raw_words"] == one["stats"]["raw_words"]
     assert abs(two[0]["stats"]["steps"] - one["stats"]["steps"]) <= 0.05 * one["stats"]["steps"]

@@ -73,7 +73,11 @@ def train_gensim(sentences, model: str, args, corpus_words: int) -> dict:
                    alpha=0.025, min_alpha=0.0001, workers=args.workers, seed=args.seed)
     w2v.build_vocab(sentences)
     started = time.perf_counter()
-    w2v.train(sentences, total_examples=w2v.corpus_count, epochs=args.epochs)
+    # total_words (not total_examples) makes gensim decay alpha by words, as this project does. By
+    # examples it decays by sentence count, which on a corpus mixing long and short lines (the
+    # sample: long Wikipedia articles first, short Lee documents after) keeps alpha high through
+    # most of the words, and is a different schedule, not the same hyperparameters.
+    w2v.train(sentences, total_words=w2v.corpus_total_words, epochs=args.epochs)
     seconds = time.perf_counter() - started
     return {"system": "gensim", "model": model, "train_s": seconds,
             "words_per_sec": corpus_words * args.epochs / seconds, "vocab": len(w2v.wv),

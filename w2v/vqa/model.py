@@ -98,7 +98,8 @@ class CellFusion(nn.Module):
     def __init__(self, channels: int, hidden: int, glimpses: int = 2):
         super().__init__()
         self.glimpses = glimpses
-        self.cell_in = nn.Conv2d(channels + 2, hidden, kernel_size=1)
+        self.cell_in = nn.Sequential(nn.Conv2d(channels + 2, hidden, kernel_size=1),
+                                     nn.BatchNorm2d(hidden, affine=False))  # FiLM supplies scale and shift
         self.film = nn.Linear(hidden, 2 * hidden * (1 + glimpses))
         self.cell_out = nn.Conv2d(hidden, hidden, kernel_size=1)
         self.attention = nn.Conv2d(hidden * glimpses, glimpses, kernel_size=1, groups=glimpses)

@@ -22,7 +22,7 @@ ANSWERS_BY_KIND: dict[str, list[str]] = {
     "query_shape": SHAPES,
     "count": COUNTS,
     "exist": ["yes", "no"],
-    "relation": ["yes", "no"],
+    "relation": ["left", "right"],
 }
 ANSWER_NAMES = list(dict.fromkeys(a for answers in ANSWERS_BY_KIND.values() for a in answers))
 SPLIT_WORDING = {"train": "train", "test": "train", "test_paraphrase": "paraphrase"}
@@ -113,41 +113,44 @@ def exist(answer: str, wording: str, rng: np.random.Generator) -> tuple[str, lis
 
 
 def relation(answer: str, wording: str, rng: np.random.Generator) -> tuple[str, list[Attrs]]:
-    """'is the A to the left of the B?'; the scene is mirrored afterwards to make `answer` true."""
+    """'is the A left or right of the B?'; the scene is mirrored afterwards to make `answer` true.
+
+    The answer is the side itself rather than yes/no to "is A left of B?": that form
+    makes the answer the XOR of the asked side and the true side, which a small model
+    only starts to learn long after everything else.
+    """
     first = (SHAPES[rng.integers(3)], COLOURS[rng.integers(4)])
     second = first
     while second == first:
         second = (SHAPES[rng.integers(3)], COLOURS[rng.integers(4)])
-    side = "left" if rng.integers(2) else "right"
     a = f"{colour_word(first[1], wording, rng)} {shape_word(first[0], wording, rng)}"
     b = f"{colour_word(second[1], wording, rng)} {shape_word(second[0], wording, rng)}"
     objects = [(first[0], first[1], SIZES[rng.integers(2)]), (second[0], second[1], SIZES[rng.integers(2)])]
     objects += _others(_n_objects(rng, 2) - 2, rng, lambda x: (x[0], x[1]) in (first, second))
-    return f"is the {a} to the {side} of the {b}?", objects
+    return f"is the {a} left or right of the {b}?", objects
 
 
 TEMPLATES = {"query_color": query_color, "query_shape": query_shape, "count": count,
              "exist": exist, "relation": relation}
 
 
-def _relation_holds(question: str, objects: list[SceneObject]) -> bool:
-    """For a relation question: is object 0 on the asked side of object 1?"""
-    a, b = objects[0], objects[1]
-    return a.x < b.x if " left of " in question else a.x > b.x
+def _side(objects: list[SceneObject]) -> str:
+    """For a relation question: the side of object 1 on which object 0 lies."""
+    return "left" if objects[0].x < objects[1].x else "right"
 
 
 def make_example(kind: str, answer: str, wording: str, image_size: int,
-                 rng: np.random.Generator) -> tuple[str, np.ndarray]:
-    """One (question, image) whose correct answer is `answer`."""
+                 rng: np.random.Generator) -> tuple[str, list[SceneObject], np.ndarray]:
+    """One (question, scene objects, image) whose correct answer is `answer`."""
     while True:
         question, attrs = TEMPLATES[kind](answer, wording, rng)
         objects = place_objects(attrs, image_size, rng)
         if kind == "relation":
             if column(objects[0], image_size) == column(objects[1], image_size):
                 continue  # same column: "left of" would hang on a few pixels
-            if _relation_holds(question, objects) != (answer == "yes"):
+            if _side(objects) != answer:
                 objects = [SceneObject(o.shape, o.colour, o.size, image_size - o.x, o.y) for o in objects]
-        return question, render(objects, image_size, rng)
+        return question, objects, render(objects, image_size, rng)
 
 
 def balanced_targets(n: int, rng: np.random.Generator) -> list[tuple[str, str]]:
@@ -168,7 +171,7 @@ def generate_split(name: str, n: int, image_size: int, seed: int) -> VQASplit:
     rng = np.random.default_rng([seed, list(SPLIT_WORDING).index(name)])
     questions, images, kinds, answers = [], np.empty((n, image_size, image_size, 3), np.uint8), [], []
     for i, (kind, answer) in enumerate(balanced_targets(n, rng)):
-        question, images[i] = make_example(kind, answer, SPLIT_WORDING[name], image_size, rng)
+        question, _objects, images[i] = make_example(kind, answer, SPLIT_WORDING[name], image_size, rng)
         questions.append(question)
         kinds.append(kind)
         answers.append(ANSWER_NAMES.index(answer))

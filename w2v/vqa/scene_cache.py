@@ -13,7 +13,7 @@ from .data import VQADataset, VQASplit
 from .questions import ANSWER_NAMES, SceneSpec, describe, generate_dataset
 
 # Bump whenever the renderer, templates or synonym lists change: it keys the cache.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 def cache_file(spec: SceneSpec, cache_dir: Path) -> Path:

@@ -11,9 +11,10 @@ For every concept the first word is the *training wording*: the only word
 *paraphrase wording*, used only in `test_paraphrase`, so none of them occurs
 in any training question.
 
-The spatial words "left" and "right" are kept in every split: English has no
-single-word synonym for them that reads naturally in a question, so relation
-questions are paraphrased through their object, colour and size words only.
+The spatial words "left" and "right" are kept in every split (they are also the
+answers of relation questions): English has no single-word synonym for them that
+reads naturally in a question, so relation questions are paraphrased through
+their object and colour words only.
 """
 from __future__ import annotations
 

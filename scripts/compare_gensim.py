@@ -49,7 +49,7 @@ def run_config(args, model: str, backend: str) -> dict:
         "backend": {"name": backend}, "data": {**data, "max_lines": args.max_lines},
         "vocab": {"min_count": args.min_count, "max_size": None, "sample": args.sample},
         "train": {"epochs": args.epochs, "lr": 0.025, "min_lr": 0.0001, "batch_size": args.batch_size,
-                  "device": "cpu", "threads": args.workers, "seed": args.seed, "log_every": 200},
+                  "device": args.device, "threads": args.workers, "seed": args.seed, "log_every": 200},
         "export": {"text": False, "projector_words": 0}, "evaluate": True, "cache_dir": args.cache_dir,
     }
 
@@ -89,13 +89,25 @@ def train_ours(args, model: str, backend: str, out_dir: Path, corpus_words: int)
     run_dir = out_dir / f"w2v-{model}-{backend}"
     shutil.rmtree(run_dir, ignore_errors=True)  # this script's own previous output: a run dir must be new
     metrics = run(cfg, run_dir, show_progress=False)
-    return {"system": f"w2v {backend}", "model": model, "train_s": metrics["train_s"],
+    torch_path = backend == "fused" and os.environ.get("W2V_NO_C", "") not in ("", "0")
+    return {"system": f"w2v {backend}" + (" (torch path, W2V_NO_C=1)" if torch_path else ""), "model": model, "train_s": metrics["train_s"],
             "words_per_sec": corpus_words * args.epochs / metrics["train_s"], "vocab": metrics["vocab_size"],
             **{k: metrics[k] for k in METRICS}}
 
 
+def summarise(rows: list[dict]) -> list[dict]:
+    """One row per (model, system): the mean over seeds of speed and quality, and the spread of WS-353."""
+    out = []
+    for key in dict.fromkeys((r["model"], r["system"]) for r in rows):
+        group = [r for r in rows if (r["model"], r["system"]) == key]
+        mean = {k: float(np.mean([r[k] for r in group])) for k in ("train_s", "words_per_sec", *METRICS)}
+        out.append({"model": key[0], "system": key[1], "seeds": len(group), **mean,
+                    "ws353_std": float(np.std([r["ws353_spearman"] for r in group]))})
+    return out
+
+
 def table(rows: list[dict]) -> list[str]:
-    """Markdown lines: each system next to the gensim row of the same model."""
+    """Markdown lines: each system next to the gensim row of the same model (means over seeds)."""
     head = ("| model | system | words/s | speed vs gensim | analogy | Δ | WS-353 | Δ | SimLex | Δ |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     lines = list(head)
@@ -121,9 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--negative", type=int, default=5)
     parser.add_argument("--sample", type=float, default=1e-3)
     parser.add_argument("--min-count", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=1024, help="for the batched backends")
+    parser.add_argument("--batch-size", type=int, default=1024, help="for the batched backends (and fused on a GPU)")
+    parser.add_argument("--device", default="cpu", help="w2v's train.device: cpu | cuda | auto")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gensim workers = w2v threads")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=1, help="repeat with seeds 1..N and report means")
     parser.add_argument("--max-lines", type=int, default=None)
     parser.add_argument("--cache-dir", default="data/cache")
     parser.add_argument("--out", default="outputs/compare_gensim")
@@ -133,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
 
+    args.seed = 1
     try:
         probe = parse_config(run_config(args, args.models[0], backends[0]))
         token_ids = load_or_build(open_corpus(probe.data, Path(args.cache_dir)), probe.vocab, Path(args.cache_dir),
@@ -147,20 +161,23 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for model in args.models:
-        rows.append(train_gensim(sentences, model, args, corpus_words))
-        print(f"  gensim {model}: {rows[-1]['train_s']:.1f}s", flush=True)
-        for backend in backends:
-            rows.append(train_ours(args, model, backend, out_dir, corpus_words))
-            print(f"  w2v {backend} {model}: {rows[-1]['train_s']:.1f}s", flush=True)
+        for seed in range(1, args.seeds + 1):
+            args.seed = seed
+            rows.append({**train_gensim(sentences, model, args, corpus_words), "seed": seed})
+            print(f"  gensim {model} seed {seed}: {rows[-1]['train_s']:.1f}s", flush=True)
+            for backend in backends:
+                rows.append({**train_ours(args, model, backend, out_dir, corpus_words), "seed": seed})
+                print(f"  w2v {backend} {model} seed {seed}: {rows[-1]['train_s']:.1f}s", flush=True)
 
     lines = [f"corpus: {corpus_words:,} words ({', '.join(args.corpus) or 'bundled sample'}), "
              f"dim {args.dim}, window {args.window}, negative {args.negative}, sample {args.sample}, "
-             f"min_count {args.min_count}, {args.epochs} epochs, {args.workers} workers", "", *table(rows)]
+             f"min_count {args.min_count}, {args.epochs} epochs, {args.workers} workers, "
+             f"mean of {args.seeds} seed(s)", "", *table(summarise(rows))]
     print("\n" + "\n".join(lines))
     with atomic_path(out_dir / "compare_gensim.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     with atomic_path(out_dir / "compare_gensim.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
         writer.writeheader()
         writer.writerows(rows)
     return 0

@@ -52,16 +52,21 @@ def run(cmd: list[str], env: dict, what: str) -> None:
         sys.exit(f"error: {what} failed (exit {done.returncode}):\n  " + "\n  ".join(tail))
 
 
-def train_vectors(out: Path, threads: int) -> Path:
+def default_backend() -> str:
+    """The fused CPU kernel when this checkout has it (seconds instead of minutes), else dense."""
+    return "fused" if (REPO / "conf" / "backend" / "fused.yaml").is_file() else "dense"
+
+
+def train_vectors(out: Path, threads: int, backend: str) -> Path:
     """word2vec on the default offline sample corpus, with the project's default settings."""
-    run_dir = out / "vectors"
+    run_dir = out / f"vectors-{backend}"
     if (run_dir / "vectors.bin").is_file():
         print(f"vectors: reusing {run_dir}")
         return run_dir
-    print("vectors: training python -m w2v.train on the bundled sample corpus ...", flush=True)
+    print(f"vectors: training python -m w2v.train backend={backend} on the bundled sample corpus ...", flush=True)
     started = time.perf_counter()
-    run([sys.executable, "-m", "w2v.train", f"hydra.run.dir={run_dir}", "overwrite=true", "export.projector_words=0"],
-        offline_env(threads), "python -m w2v.train")
+    run([sys.executable, "-m", "w2v.train", f"hydra.run.dir={run_dir}", "overwrite=true", f"backend={backend}",
+         "export.projector_words=0"], offline_env(threads), "python -m w2v.train")
     print(f"vectors: trained in {time.perf_counter() - started:.0f}s")
     return run_dir
 
@@ -129,7 +134,44 @@ def provenance(vectors: Path) -> str:
             f"SimLex {m.get('simlex_spearman', 0):.3f}, analogy {m.get('analogy_acc', 0):.3f}")
 
 
-def write_outputs(rows: list[dict], summary: dict, table: str, header: str, out_prefix: Path, png: Path) -> None:
+def synonym_check(vectors: Path) -> tuple[str, list[str]]:
+    """How many paraphrase synonyms the vectors know, and how many lie nearest their own training word.
+
+    Within each category (shapes, colours, sizes, attribute nouns) a known synonym
+    counts as "near" when, of that category's training words, its own has the highest
+    cosine similarity. This only describes the vectors; the lists are fixed in code.
+    """
+    from gensim.models import KeyedVectors
+    from w2v.vqa.synonyms import ATTRIBUTE_WORDS, COLOUR_WORDS, SHAPE_WORDS, SIZE_WORDS
+
+    kv = KeyedVectors.load_word2vec_format(str(vectors / "vectors.bin"), binary=True)
+    categories = [{c: [f[0] for f in forms] for c, forms in SHAPE_WORDS.items()},
+                  {c: [f[1] for f in forms] for c, forms in SHAPE_WORDS.items()},
+                  COLOUR_WORDS, SIZE_WORDS, ATTRIBUTE_WORDS]
+    total = known = near = chance = 0
+    lines = []
+    for table in categories:
+        training = {c: words[0] for c, words in table.items()}
+        for concept, words in table.items():
+            for word in words[1:]:
+                total += 1
+                if word not in kv or training[concept] not in kv:
+                    lines.append(f"{word}: not in the vectors")
+                    continue
+                known += 1
+                sims = {c: float(kv.similarity(word, w)) for c, w in training.items() if w in kv}
+                nearest = max(sims, key=sims.get)
+                near += nearest == concept
+                chance += 1 / len(sims)
+                lines.append(f"{word}: nearest training word {training[nearest]!r} "
+                             f"({'right' if nearest == concept else 'wrong'}; {training[concept]} {sims[concept]:.2f})")
+    summary = (f"paraphrase synonyms: {total}; in the vectors: {known}; nearest (cosine) to their own concept's "
+               f"training word: {near} of {known} (chance {chance:.1f})")
+    return summary, lines
+
+
+def write_outputs(rows: list[dict], summary: dict, table: str, header: str, details: str, out_prefix: Path,
+                  png: Path) -> None:
     buffer = io.StringIO()
     fields = ["mode", "seed", *SPLITS, "oov_words", "paraphrase_words_oov", "frozen_rows_changed", "train_s"]
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
@@ -138,7 +180,7 @@ def write_outputs(rows: list[dict], summary: dict, table: str, header: str, out_
     with atomic_path(out_prefix.with_suffix(".csv")) as tmp:
         tmp.write_text(buffer.getvalue())
     with atomic_path(out_prefix.with_suffix(".md")) as tmp:
-        tmp.write_text(header + "\n\n" + table)
+        tmp.write_text(header.replace("\n", "\n\n") + "\n\n" + table + "\n" + details)
 
     import matplotlib
     matplotlib.use("Agg")
@@ -165,10 +207,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vectors", type=Path, default=None,
                         help="run dir of python -m w2v.train (vectors.bin + tokenizer.json); default: train them")
+    parser.add_argument("--backend", default=None, help="w2v.train backend when training the vectors "
+                        "(default: fused if present, else dense)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--train", type=int, default=6000, help="training questions")
     parser.add_argument("--test", type=int, default=1000, help="questions in test and in test_paraphrase")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=14)
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
@@ -182,10 +226,13 @@ def main() -> None:
     args.out = args.out.resolve()
 
     started = time.perf_counter()
-    vectors = args.vectors.resolve() if args.vectors else train_vectors(args.out, max(args.jobs * args.threads, 1))
+    vectors = (args.vectors.resolve() if args.vectors else
+               train_vectors(args.out, max(args.jobs * args.threads, 1), args.backend or default_backend()))
     if not (vectors / "vectors.bin").is_file() or not (vectors / "tokenizer.json").is_file():
         sys.exit(f"error: {vectors} must hold vectors.bin and tokenizer.json (a python -m w2v.train run dir)")
     header = provenance(vectors)
+    synonyms, synonym_lines = synonym_check(vectors)
+    header += "\n" + synonyms
     print(header)
 
     # Generate the scenes once, before parallel runs would each try to.
@@ -202,7 +249,8 @@ def main() -> None:
                f"{args.epochs} epochs, seeds 1-{args.seeds}; OOV question words (random trainable rows): "
                f"{rows[-1]['oov_words']}, of them paraphrase-only synonyms: {rows[-1]['paraphrase_words_oov']}")
     table = markdown(summary, rows, args.seeds)
-    write_outputs(rows, summary, table, header, args.report, args.png)
+    details = "Synonyms against the vectors:\n\n" + "".join(f"- {line}\n" for line in synonym_lines)
+    write_outputs(rows, summary, table, header, details, args.report, args.png)
     print("\n" + header + "\n\n" + table)
     gain = max(summary[m]["test_paraphrase"][0] for m in ("pretrained-frozen", "pretrained-finetuned")) \
         - summary["random"]["test_paraphrase"][0]

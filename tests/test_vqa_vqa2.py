@@ -101,8 +101,7 @@ def test_vqa2_config_needs_every_path():
 def test_a_run_on_the_sample_learns_and_writes_its_outputs(sample, tmp_path):
     v = paths(sample, sample / "features.npz")
     cfg = parse_vqa_config({
-        "data": {"kind": "vqa2", "scenes": {"train": 1, "test": 1, "test_paraphrase": 1, "image_size": 16, "seed": 0},
-                 "vqa2": {**v.__dict__, "top_answers": 10}},
+        "data": {"kind": "vqa2", "vqa2": {**v.__dict__, "top_answers": 10}},
         "embedding": {"init": "random", "dim": 8},
         "model": {"encoder": "gru", "hidden": 16, "channels": 8},
         "train": {"epochs": 60, "batch_size": 6, "lr": 0.01, "seed": 1, "threads": 1, "device": "cpu"}})

@@ -67,7 +67,7 @@ def parse_vqa_config(cfg: Mapping[str, Any]) -> VQARunConfig:
     """Validate a composed conf/vqa.yaml (DictConfig or dict) into a VQARunConfig."""
     d, e, m, t = (cfg.get(k) or {} for k in ("data", "embedding", "model", "train"))
     kind = _one_of(d.get("kind"), "data.kind", ("scenes", "vqa2"))
-    scenes = _parse_scenes(d.get("scenes") or {})
+    scenes = _parse_scenes(d.get("scenes") or {}) if kind == "scenes" else SceneSpec()
     vqa2 = _parse_vqa2(d.get("vqa2") or {}) if kind == "vqa2" else None
 
     embedding = EmbeddingConfig(

@@ -1,10 +1,10 @@
 """The VQA-style classifier: question encoder, image encoder, FiLM fusion, MLP over answers.
 
     question ids (B, T) -> embedding -> mean pooling | GRU      -> q (B, H)
-    image (B, S, S, 3) uint8 -> small CNN -> map (B, C, S/16, S/16)
-       or features (B, D) -> linear      -> map (B, C, 1, 1)
-    q scales and shifts every channel of the map (FiLM), twice, with x/y coordinate
-    channels so positions ("left of") stay visible; the map is flattened into an MLP.
+    image (B, S, S, 3) uint8 -> small CNN -> cells (B, (S/16)^2, C)
+       or features (B, D) -> linear      -> cells (B, 1, C)
+    cells + their x/y + q -> CellFusion (FiLM-gated cells; max, mean and attention
+    pooling) -> MLP over the answer classes.
 """
 from __future__ import annotations
 
@@ -46,47 +46,67 @@ class QuestionEncoder(nn.Module):
         return self.project((words * mask).sum(dim=1) / lengths.unsqueeze(-1).to(words.dtype))
 
 
+def patches(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, H, W, C) -> (B, H/size, W/size, size*size*C): non-overlapping patches, channels last."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // size, size, w // size, size, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, h // size, w // size, size * size * c)
+
+
+class PatchLayer(nn.Module):
+    """A 'conv' with kernel = stride = size, as a linear layer on patches; then batch norm and ReLU."""
+
+    def __init__(self, size: int, in_channels: int, out_channels: int, input_scale: float = 1.0):
+        super().__init__()
+        self.size, self.input_scale = size, input_scale
+        self.linear = nn.Linear(size * size * in_channels, out_channels)
+        self.norm = nn.BatchNorm1d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.linear(patches(x, self.size).float() * self.input_scale)  # cut patches before the float copy
+        return F.relu(self.norm(y.flatten(0, 2)).view_as(y))
+
+
 class PixelEncoder(nn.Module):
-    """(B, S, S, 3) uint8 -> (B, channels, S/16, S/16): two 4x4-patch layers.
+    """(B, S, S, 3) uint8 -> (B, (S/16)^2, channels) cell features: two 4x4-patch layers.
 
     With S=64 each output cell covers one 16x16 cell of the scene grid, which holds
     at most one object, so a cell sees its object whole. Two cheap layers rather
-    than a deep stack keep a CPU epoch short; the FiLM blocks do the question's work.
+    than a deep stack keep a CPU epoch short; the fusion does the question's work.
     """
 
     def __init__(self, channels: int):
         super().__init__()
-        self.layers = nn.Sequential(
-            nn.Conv2d(3, channels // 2, kernel_size=4, stride=4), nn.BatchNorm2d(channels // 2), nn.ReLU(),
-            nn.Conv2d(channels // 2, channels, kernel_size=4, stride=4), nn.BatchNorm2d(channels), nn.ReLU(),
-            nn.Conv2d(channels, channels, kernel_size=1), nn.BatchNorm2d(channels), nn.ReLU(),
-        )
+        self.layers = nn.Sequential(PatchLayer(4, 3, channels // 2, input_scale=1 / 255),
+                                    PatchLayer(4, channels // 2, channels))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.layers(images.permute(0, 3, 1, 2).float() / 255.0)
+        return self.layers(images).flatten(1, 2)
 
 
 class FeatureEncoder(nn.Module):
-    """(B, D) precomputed features -> (B, channels, 1, 1)."""
+    """(B, D) precomputed features -> (B, 1, channels): one cell."""
 
     def __init__(self, in_dim: int, channels: int):
         super().__init__()
         self.linear = nn.Linear(in_dim, channels)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.linear(features.float()))[:, :, None, None]
+        return F.relu(self.linear(features.float())).unsqueeze(1)
 
 
-def with_coordinates(x: torch.Tensor) -> torch.Tensor:
-    """Append x and y position channels in [-1, 1] to a (B, C, H, W) map."""
-    b, _, h, w = x.shape
-    ys = torch.linspace(-1, 1, h, device=x.device).view(1, 1, h, 1).expand(b, 1, h, w)
-    xs = torch.linspace(-1, 1, w, device=x.device).view(1, 1, 1, w).expand(b, 1, h, w)
-    return torch.cat([x, xs, ys], dim=1)
+def with_positions(cells: torch.Tensor) -> torch.Tensor:
+    """(B, N, C) cells of a square grid -> (B, N, C + 2), with each cell's x and y in [-1, 1]."""
+    b, n, _ = cells.shape
+    side = int(round(n ** 0.5))
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, side, device=cells.device),
+                            torch.linspace(-1, 1, side, device=cells.device), indexing="ij")
+    grid = torch.stack([xs, ys], dim=-1).view(1, n, 2).expand(b, n, 2)
+    return torch.cat([cells, grid], dim=2)
 
 
 class CellFusion(nn.Module):
-    """Question + each cell of the image map -> (B, out_dim): question-gated cells, pooled three ways.
+    """Question + image cells -> (B, out_dim): question-gated cells, pooled three ways.
 
     Each cell's features and position pass through a layer whose units the question
     scales and shifts (FiLM), so one layer can test a conjunction ("small AND cone").
@@ -98,23 +118,24 @@ class CellFusion(nn.Module):
     def __init__(self, channels: int, hidden: int, glimpses: int = 2):
         super().__init__()
         self.glimpses = glimpses
-        self.cell_in = nn.Sequential(nn.Conv2d(channels + 2, hidden, kernel_size=1),
-                                     nn.BatchNorm2d(hidden, affine=False))  # FiLM supplies scale and shift
+        self.cell_in = nn.Linear(channels + 2, hidden)
+        self.norm = nn.BatchNorm1d(hidden, affine=False)  # FiLM supplies scale and shift
         self.film = nn.Linear(hidden, 2 * hidden * (1 + glimpses))
-        self.cell_out = nn.Conv2d(hidden, hidden, kernel_size=1)
-        self.attention = nn.Conv2d(hidden * glimpses, glimpses, kernel_size=1, groups=glimpses)
+        self.cell_out = nn.Linear(hidden, hidden)
+        self.attention = nn.Parameter(torch.randn(glimpses, hidden) / hidden ** 0.5)
         self.out_dim = 2 * hidden + glimpses * (channels + 2)
 
-    def forward(self, image_map: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = image_map.shape
-        positioned = with_coordinates(image_map)  # (B, C + 2, H, W)
-        cells = self.cell_in(positioned)  # (B, hidden, H, W)
-        gamma, beta = self.film(q).view(b, 2, 1 + self.glimpses, -1, 1, 1).unbind(dim=1)
-        gated = F.relu(cells.unsqueeze(1) * (1 + gamma) + beta)  # (B, 1 + glimpses, hidden, H, W)
-        x = F.relu(self.cell_out(gated[:, 0]))
-        weights = self.attention(gated[:, 1:].flatten(1, 2)).flatten(2).softmax(dim=2)  # (B, glimpses, H*W)
-        picked = torch.einsum("bgc,bdc->bgd", weights, positioned.flatten(2)).flatten(1)
-        return torch.cat([x.amax(dim=(2, 3)), x.mean(dim=(2, 3)), picked], dim=1)
+    def forward(self, cells: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        b, n, _ = cells.shape
+        positioned = with_positions(cells)  # (B, N, C + 2)
+        h = self.cell_in(positioned)
+        h = self.norm(h.flatten(0, 1)).view_as(h)  # (B, N, hidden)
+        gamma, beta = self.film(q).view(b, 2, 1 + self.glimpses, 1, -1).unbind(dim=1)
+        gated = F.relu(h.unsqueeze(1) * (1 + gamma) + beta)  # (B, 1 + glimpses, N, hidden)
+        x = F.relu(self.cell_out(gated[:, 0]))  # (B, N, hidden)
+        weights = torch.einsum("bgnh,gh->bgn", gated[:, 1:], self.attention).softmax(dim=2)
+        picked = torch.einsum("bgn,bnd->bgd", weights, positioned).flatten(1)
+        return torch.cat([x.amax(dim=1), x.mean(dim=1), picked], dim=1)
 
 
 class VQAModel(nn.Module):
@@ -124,10 +145,8 @@ class VQAModel(nn.Module):
         self.question = QuestionEncoder(embedding, cfg.encoder, cfg.hidden)
         if image_kind == "pixels":
             self.image = PixelEncoder(cfg.channels)
-            map_side = image_shape[0] // 16
         else:
             self.image = FeatureEncoder(image_shape[-1], cfg.channels)
-            map_side = 1
         self.fusion = CellFusion(cfg.channels, cfg.hidden)
         self.classifier = nn.Sequential(
             nn.Linear(self.fusion.out_dim + cfg.hidden, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, n_answers))

@@ -15,7 +15,7 @@ from .data import UNKNOWN_ANSWER, VQASplit
 
 @dataclass
 class TrainConfig:
-    epochs: int = 20
+    epochs: int = 14
     batch_size: int = 64
     lr: float = 2e-3
     seed: int = 1
@@ -77,6 +77,8 @@ def train_model(model: torch.nn.Module, train: EncodedSplit, cfg: TrainConfig, d
     for epoch in range(cfg.epochs):
         order = keep[torch.randperm(len(keep), generator=order_rng)]
         for start in range(0, len(order), cfg.batch_size):
+            if len(order) - start < 2 <= len(order):
+                break  # batch norm cannot train on a lone leftover example
             ids, images, answers = _batch(train, order[start:start + cfg.batch_size], device)
             loss = F.cross_entropy(model(ids, images), answers)
             optimizer.zero_grad(set_to_none=True)

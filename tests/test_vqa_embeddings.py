@@ -57,11 +57,17 @@ def test_oov_words_get_their_own_rows_and_pretrained_rows_are_rescaled(vectors_d
     assert vocab.oov_words == ["colour", "orbs"]
     assert vocab.words[:2] == ["[PAD]", "[UNK]"] and vocab.n_extra == 4
     assert vocab.encode(["colour", "zebra"]) == [vocab.row["colour"], 1]  # unseen word -> [UNK]
-    embedding = make_embedding(vocab, kv, DIM, freeze=True, normalize=True, generator=torch.Generator().manual_seed(0))
+    embedding = make_embedding(vocab, kv, DIM, freeze=True, normalize=True, generator=torch.Generator().manual_seed(0),
+                               center=False)
     ball = embedding(torch.tensor([vocab.row["ball"]]))[0]
     expected = torch.from_numpy(kv["ball"] / np.linalg.norm(kv["ball"]) * DIM ** 0.5)
     assert torch.allclose(ball, expected, atol=1e-5)
     assert torch.equal(embedding(torch.tensor([0]))[0], torch.zeros(DIM))  # padding row
+    # Centred (the default): the file's mean vector is removed before rescaling.
+    centred = make_embedding(vocab, kv, DIM, freeze=True, normalize=True, generator=torch.Generator().manual_seed(0))
+    offset = kv["ball"] - kv.vectors.mean(axis=0)
+    assert torch.allclose(centred(torch.tensor([vocab.row["ball"]]))[0],
+                          torch.from_numpy(offset / np.linalg.norm(offset) * DIM ** 0.5), atol=1e-5)
 
 
 def _train(vectors_dir, init: str, freeze: bool):

@@ -18,6 +18,7 @@ class EmbeddingConfig:
     tokenizer: str | None = None
     freeze: bool = False
     normalize: bool = True
+    center: bool = True
     dim: int = 100
 
 
@@ -75,6 +76,7 @@ def parse_vqa_config(cfg: Mapping[str, Any]) -> VQARunConfig:
         vectors=str(e["vectors"]) if e.get("vectors") else None,
         tokenizer=str(e["tokenizer"]) if e.get("tokenizer") else None,
         freeze=_bool(e, "freeze", "embedding", False), normalize=_bool(e, "normalize", "embedding", True),
+        center=_bool(e, "center", "embedding", True),
         dim=_int(e, "dim", "embedding", 1))
     if embedding.init == "pretrained" and not embedding.vectors:
         raise W2VError("embedding.init=pretrained needs embedding.vectors=PATH (a vectors.bin or its run dir)")

@@ -131,13 +131,21 @@ class QuestionEmbedding(nn.Module):
 
 
 def make_embedding(vocab: QuestionVocab, kv, dim: int, freeze: bool, normalize: bool,
-                   generator: torch.Generator) -> QuestionEmbedding:
-    """The embedding for `vocab`: pretrained rows from KeyedVectors `kv`, or all random when kv is None."""
+                   generator: torch.Generator, center: bool = True) -> QuestionEmbedding:
+    """The embedding for `vocab`: pretrained rows from KeyedVectors `kv`, or all random when kv is None.
+
+    center: subtract the mean of every vector in the file first. Word2vec vectors share a
+    large common component (often most of a vector's norm), under which co-hyponyms such
+    as "red" and "blue" look alike; removing it is the usual first post-processing step.
+    normalize: then rescale each row to norm sqrt(dim), the scale of the random rows.
+    """
     if kv is None:
         return QuestionEmbedding(vocab.n_extra, dim, None, freeze=False, generator=generator)
-    rows = np.stack([kv[w] for w in vocab.words[vocab.n_extra:]]) if len(vocab.words) > vocab.n_extra \
-        else np.zeros((0, kv.vector_size), np.float32)
+    words = vocab.words[vocab.n_extra:]
+    rows = np.stack([kv[w] for w in words]) if words else np.zeros((0, kv.vector_size), np.float32)
     rows = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
+    if center and len(rows):
+        rows = rows - torch.from_numpy(np.asarray(kv.vectors, np.float32).mean(axis=0))
     if normalize and len(rows):
         # word2vec norms grow with frequency; rescaled to norm sqrt(dim), every word sits on the
         # random rows' scale, where the GRU's default init responds to its input.

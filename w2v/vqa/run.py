@@ -86,7 +86,8 @@ def run_vqa(cfg: VQARunConfig, run_dir: Path, cache_dir: Path | None = None) -> 
     known = set(kv.key_to_index) if (kv is not None and e.init == "pretrained") else None
     vocab = build_vocab((t for name in dataset.splits for t in tokens[name]), known)
     embedding = make_embedding(vocab, kv if e.init == "pretrained" else None,
-                               kv.vector_size if kv is not None else e.dim, e.freeze, e.normalize, generator)
+                               kv.vector_size if kv is not None else e.dim, e.freeze, e.normalize, generator,
+                               center=e.center)
     first_split = dataset.splits["train"]
     model = VQAModel(embedding, cfg.model, len(dataset.answer_names), dataset.image_kind,
                      tuple(first_split.images.shape[1:])).to(device)

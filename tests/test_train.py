@@ -1,5 +1,9 @@
 """End-to-end: `python -m w2v.train` as a user runs it, on tiny corpora and on the sample."""
 import json
+import os
+from pathlib import Path
+
+import numpy as np
 
 import pytest
 from gensim.models import KeyedVectors
@@ -79,15 +83,49 @@ def test_bad_input_is_one_line_and_leaves_no_vectors(tmp_path):
     assert result.returncode != 0 and "valid: " in result.stderr and "dense" in result.stderr
 
 
+def gensim_sentences(token_ids) -> list[list[str]]:
+    """The very tokens w2v trained on, as gensim sentences (pieces of <= 10,000 words, gensim's limit)."""
+    from w2v.vocab import id_to_word
+
+    words = np.array(id_to_word(token_ids.tokenizer), dtype=object)
+    bounds = token_ids.sentences
+    sentences = []
+    for s in range(len(bounds) - 1):
+        line = words[np.asarray(token_ids.ids[bounds[s]:bounds[s + 1]])].tolist()
+        sentences.extend(line[i:i + 10_000] for i in range(0, len(line), 10_000))
+    return sentences
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["skipgram", "cbow"])
-def test_quality_on_the_sample(tmp_path, model):
-    """3 epochs on the bundled sample: the vectors must carry real similarity signal."""
-    run_dir = tmp_path / "run"
-    result = run_train([f"model={model}", "train.epochs=3", f"cache_dir={REPO / 'data' / 'cache'}",
-                        f"hydra.run.dir={run_dir}", "export.projector_words=0"], cwd=REPO, timeout=900)
-    assert result.returncode == 0, result.stderr[-2000:]
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert 0.15 < metrics["ws353_spearman"] < 1.0
-    assert 0.03 < metrics["simlex_spearman"] < 1.0
-    assert metrics["analogy_acc"] > 0.003
+def test_quality_parity_with_gensim_on_the_sample(tmp_path, model):
+    """3 epochs on the bundled sample with gensim's settings: no worse than gensim on the same tokens.
+
+    Tolerances are the project's parity targets (analogy 1 point, WS-353 0.03); gensim with
+    several workers is not deterministic, so the comparison is one-sided.
+    """
+    from gensim.models import Word2Vec
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from w2v.config import CONF_DIR, parse_config
+    from w2v.evaluate import evaluate_vectors
+    from w2v.train import run
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        raw = OmegaConf.to_container(compose(config_name="config", overrides=[
+            f"model={model}", "train.epochs=3", f"cache_dir={REPO / 'data' / 'cache'}",
+            "export.projector_words=0"]), resolve=True)
+    ours = run(parse_config(raw), tmp_path / "run", show_progress=False)
+
+    from w2v.corpus import open_corpus
+    from w2v.token_ids import load_or_build
+    cfg = parse_config(raw)
+    token_ids = load_or_build(open_corpus(cfg.data, Path(cfg.cache_dir)), cfg.vocab, Path(cfg.cache_dir),
+                              show_progress=False, log=lambda msg: None)
+    reference = Word2Vec(gensim_sentences(token_ids), vector_size=100, window=5, negative=5, sample=1e-3,
+                         min_count=5, epochs=3, sg=int(model == "skipgram"), workers=os.cpu_count(), seed=1)
+    theirs = evaluate_vectors(reference.wv)
+    assert ours["analogy_acc"] >= theirs["analogy_acc"] - 0.01, (ours, theirs)
+    assert ours["ws353_spearman"] >= theirs["ws353_spearman"] - 0.03, (ours, theirs)
+    assert ours["simlex_spearman"] >= theirs["simlex_spearman"] - 0.03, (ours, theirs)

@@ -57,7 +57,9 @@ def child_config(args, corpus: Path, evaluate: bool = False) -> dict:
     return {
         "model": {"name": args.model, "dim": 100, "window": 5, "negative": 5},
         "backend": {"name": args.backend}, "data": {"kind": "files", "paths": [str(corpus)], "max_lines": None},
-        "vocab": {"min_count": 5, "max_size": None, "sample": 1e-3},
+        # k copies multiply every count by k: min_count 5k keeps exactly the 1x vocabulary, so every
+        # size trains the same tables and only the corpus length changes.
+        "vocab": {"min_count": 5 * args.copies_now, "max_size": None, "sample": 1e-3},
         "train": {"epochs": args.epochs, "lr": 0.025, "min_lr": 0.0001, "batch_size": 1024, "device": "cpu",
                   "threads": None, "seed": 1, "log_every": 200},
         "export": {"text": False, "projector_words": 0}, "evaluate": evaluate, "cache_dir": args.cache_dir,
@@ -84,7 +86,7 @@ def child(args) -> int:
     metrics = run(cfg, run_dir, show_progress=False)
     sampler.done.set()
     sampler.join()
-    print(json.dumps({"words": metrics["corpus_words"], "train_s": metrics["train_s"],
+    print(json.dumps({"words": metrics["corpus_words"], "vocab": metrics["vocab_size"], "train_s": metrics["train_s"],
                       "run_s": time.perf_counter() - started, "peak_rss_mib": status_kib("VmHWM") / 1024,
                       "peak_anon_mib": max(sampler.peak_kib, status_kib("RssAnon")) / 1024}))
     return 0
@@ -127,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO / "outputs" / "bench_scaling"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--copies-now", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(args)
@@ -140,11 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for copies in args.copies:
         corpus = write_copies(sources, copies, out / f"{name}-x{copies}.txt")
-        subprocess.run([*common, "--child", str(corpus), "--prepare"], check=True)
-        result = subprocess.run([*common, "--child", str(corpus)], check=True, capture_output=True, text=True)
+        child_args = [*common, "--child", str(corpus), "--copies-now", str(copies)]
+        subprocess.run([*child_args, "--prepare"], check=True)
+        result = subprocess.run(child_args, check=True, capture_output=True, text=True)
         figures = json.loads(result.stdout.strip().splitlines()[-1])
         rows.append({"copies": copies, **figures, "s_per_mword": figures["train_s"] / figures["words"] * 1e6})
-        print(f"  x{copies}: {figures['words']:,} words, train {figures['train_s']:.1f}s, "
+        print(f"  x{copies}: {figures['words']:,} words, vocabulary {figures['vocab']:,}, train {figures['train_s']:.1f}s, "
               f"peak anon {figures['peak_anon_mib']:.0f} MiB", flush=True)
 
     base = rows[0]

@@ -210,9 +210,9 @@ def main() -> None:
     parser.add_argument("--backend", default=None, help="w2v.train backend when training the vectors "
                         "(default: fused if present, else dense)")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--train", type=int, default=6000, help="training questions")
+    parser.add_argument("--train", type=int, default=5000, help="training questions")
     parser.add_argument("--test", type=int, default=1000, help="questions in test and in test_paraphrase")
-    parser.add_argument("--epochs", type=int, default=14)
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")

@@ -29,7 +29,9 @@ from .model import Batch
 log = logging.getLogger("w2v")
 
 CPU_CHUNK_TOKENS = 1 << 18  # small enough that preparing the next chunk overlaps training this one
-DEVICE_CHUNK_TOKENS = 1 << 22  # fewer, larger transfers and launches on an accelerator
+# On an accelerator: fewer, larger transfers and launches. A chunk of 2M words expands to about
+# 9M skip-gram pairs, whose ids and negatives take about 0.6 GB of device memory at the peak.
+DEVICE_CHUNK_TOKENS = 1 << 21
 
 
 def negative_sampling_update(hidden: torch.Tensor, rows: torch.Tensor, valid: torch.Tensor,
@@ -136,7 +138,8 @@ class FusedBackend(nn.Module):
         self.use_c = True  # False forces the torch path on the CPU too (tests, comparisons)
         self.seed = 0
         self._chunks_done = 0
-        self._alias = None  # (threshold, alias) for the C kernel
+        self._counts = None
+        self._alias = None  # (threshold, alias) for the C kernel, built on first use
         self._sampler = None  # NoiseSampler for the torch path
         self._generator = None
         self._steps = {}
@@ -173,8 +176,7 @@ class FusedBackend(nn.Module):
         """Set the noise distribution (unigram^0.75 of counts), the torch path's batch size and the seed."""
         self.batch_size, self.seed, self._chunks_done = batch_size, seed, 0
         device = self.input_table.device
-        kernel = self.kernel
-        self._alias = kernel.build_alias(noise_distribution(counts)) if kernel is not None else None
+        self._counts, self._alias = np.asarray(counts), None
         self._sampler = NoiseSampler(counts, device)
         self._generator = torch.Generator(device=device).manual_seed(seed)
 
@@ -199,6 +201,8 @@ class FusedBackend(nn.Module):
         self._chunks_done += 1
         kernel = self.kernel
         if kernel is not None and negative <= MAX_NEGATIVE:
+            if self._alias is None:
+                self._alias = kernel.build_alias(noise_distribution(self._counts))
             seed = (self.seed * 1_000_003 + self._chunks_done) * 0x9E3779B97F4A7C15
             return kernel.train_chunk(model_name == "cbow", self.input_table, self.output_table, chunk.ids,
                                       chunk.sentence, chunk.window, negative, self._alias, lr_from, lr_to,

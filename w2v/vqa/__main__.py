@@ -31,7 +31,10 @@ def hydra_main(cfg: DictConfig) -> None:
     try:
         raw = OmegaConf.to_container(cfg, resolve=True)
         run_cfg = parse_vqa_config(raw)
-        refuse_earlier_outputs(run_dir, bool(raw.get("overwrite", False)))
+        overwrite = raw.get("overwrite", False)
+        if not isinstance(overwrite, bool):
+            raise W2VError(f"overwrite must be true or false, got {overwrite!r}")
+        refuse_earlier_outputs(run_dir, overwrite)
         with atomic_path(run_dir / "config.resolved.yaml") as tmp:
             tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
         run_vqa(run_cfg, run_dir, cache_dir=Path(to_absolute_path(run_cfg.cache_dir)))

@@ -2,9 +2,12 @@
 
     python scripts/downstream_report.py                     # defaults: trains the vectors too
     python scripts/downstream_report.py --vectors outputs/RUN   # reuse vectors from python -m w2v.train
+    python scripts/downstream_report.py --corpus sample     # vectors from the small bundled sample instead
 
-Without --vectors it first trains word2vec with `python -m w2v.train` on the
-default offline corpus (gensim's bundled Wikipedia sample + Lee corpus). Then it
+Without --vectors it first trains word2vec with `python -m w2v.train` on
+--corpus: by default data/big/gcide.txt (the GCIDE dictionary, ~5.7M words, built
+by scripts/make_big_corpus.py) when it exists, else the bundled sample (gensim's
+Wikipedia sample + Lee corpus, ~600k words), with a printed note. Then it
 runs `python -m w2v.vqa` on the synthetic scenes for every mode x seed
 (random init; pretrained, frozen; pretrained, fine-tuned), --jobs at a time,
 and reports mean +- std accuracy on `test` (training wording) and
@@ -57,16 +60,43 @@ def default_backend() -> str:
     return "fused" if (REPO / "conf" / "backend" / "fused.yaml").is_file() else "dense"
 
 
-def train_vectors(out: Path, threads: int, backend: str) -> Path:
-    """word2vec on the default offline sample corpus, with the project's default settings."""
-    run_dir = out / f"vectors-{backend}"
+SAMPLE = "sample"  # --corpus value for the small corpus bundled with gensim (conf/data/sample.yaml)
+BIG_CORPUS = REPO / "data" / "big" / "gcide.txt"  # made by scripts/make_big_corpus.py
+FILE_CORPUS_EPOCHS = 3  # 3 x 5.7M GCIDE words train in ~20 s with the fused backend on 2 cores
+
+
+def default_corpus() -> str:
+    """The big offline corpus when it has been built, else the bundled sample (with a note why)."""
+    if BIG_CORPUS.is_file():
+        return str(BIG_CORPUS)
+    print(f"note: {BIG_CORPUS.relative_to(REPO)} not found (build it with scripts/make_big_corpus.py); "
+          "training the vectors on the small bundled sample corpus, which lacks many paraphrase synonyms")
+    return SAMPLE
+
+
+def train_vectors(out: Path, threads: int, backend: str, corpus: str, epochs: int | None) -> Path:
+    """word2vec on `corpus` (a text file, or SAMPLE) with the project's default settings but `epochs`."""
+    overrides = [f"backend={backend}", "export.projector_words=0"]
+    if corpus == SAMPLE:
+        name = "sample"
+    else:
+        path = Path(corpus).resolve()
+        if not path.is_file():
+            sys.exit(f"error: --corpus {corpus}: no such file")
+        name = path.stem
+        overrides += ["data=files", f"data.paths=[{path}]"]
+    if epochs is not None:
+        overrides.append(f"train.epochs={epochs}")
+        name += f"-e{epochs}"
+    # The corpus and epochs are in the dir name, so a reused dir never holds other vectors.
+    run_dir = out / f"vectors-{backend}-{name}"
     if (run_dir / "vectors.bin").is_file():
         print(f"vectors: reusing {run_dir}")
         return run_dir
-    print(f"vectors: training python -m w2v.train backend={backend} on the bundled sample corpus ...", flush=True)
+    print(f"vectors: training python -m w2v.train {' '.join(overrides)} ...", flush=True)
     started = time.perf_counter()
-    run([sys.executable, "-m", "w2v.train", f"hydra.run.dir={run_dir}", "overwrite=true", f"backend={backend}",
-         "export.projector_words=0"], offline_env(threads), "python -m w2v.train")
+    run([sys.executable, "-m", "w2v.train", f"hydra.run.dir={run_dir}", "overwrite=true", *overrides],
+        offline_env(threads), "python -m w2v.train")
     print(f"vectors: trained in {time.perf_counter() - started:.0f}s")
     return run_dir
 
@@ -130,9 +160,12 @@ def provenance(vectors: Path) -> str:
         import yaml
 
         c = yaml.safe_load(config_path.read_text())
+        data = c["data"]["kind"]
+        if data == "files":
+            data += " " + ",".join(Path(p).name for p in c["data"].get("paths", []))
         settings = (f"{c['model']['name']}, dim {c['model']['dim']}, window {c['model']['window']}, negative "
                     f"{c['model']['negative']}, min_count {c['vocab']['min_count']}, {c['train']['epochs']} epochs, "
-                    f"data={c['data']['kind']}, backend {c['backend']['name']}")
+                    f"data={data}, backend {c['backend']['name']}")
     return (f"vectors: {vectors} -- python -m w2v.train ({settings}); corpus {m.get('corpus_words')} tokens, "
             f"vocabulary {m.get('vocab_size')} words; WS-353 {m.get('ws353_spearman', 0):.3f}, "
             f"SimLex {m.get('simlex_spearman', 0):.3f}, analogy {m.get('analogy_acc', 0):.3f}")
@@ -224,6 +257,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vectors", type=Path, default=None,
                         help="run dir of python -m w2v.train (vectors.bin + tokenizer.json); default: train them")
+    parser.add_argument("--corpus", default=None,
+                        help=f"text file to train the vectors on, or '{SAMPLE}' for the bundled sample; default: "
+                        f"{BIG_CORPUS.relative_to(REPO)} if it exists, else the sample")
+    parser.add_argument("--vector-epochs", type=int, default=None,
+                        help=f"w2v.train epochs (default: {FILE_CORPUS_EPOCHS} on a file corpus, the project "
+                        "default on the sample)")
     parser.add_argument("--backend", default=None, help="w2v.train backend when training the vectors "
                         "(default: fused if present, else dense)")
     parser.add_argument("--seeds", type=int, default=3)
@@ -242,11 +281,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.seeds < 1 or args.jobs < 1 or args.threads < 1:
         sys.exit("error: --seeds, --jobs and --threads must be >= 1")
+    if args.vector_epochs is not None and args.vector_epochs < 1:
+        sys.exit("error: --vector-epochs must be >= 1")
     args.out = args.out.resolve()
 
     started = time.perf_counter()
-    vectors = (args.vectors.resolve() if args.vectors else
-               train_vectors(args.out, max(args.jobs * args.threads, 1), args.backend or default_backend()))
+    if args.vectors:
+        vectors = args.vectors.resolve()
+    else:
+        corpus = args.corpus or default_corpus()
+        epochs = args.vector_epochs or (None if corpus == SAMPLE else FILE_CORPUS_EPOCHS)
+        vectors = train_vectors(args.out, max(args.jobs * args.threads, 1), args.backend or default_backend(),
+                                corpus, epochs)
     if not (vectors / "vectors.bin").is_file() or not (vectors / "tokenizer.json").is_file():
         sys.exit(f"error: {vectors} must hold vectors.bin and tokenizer.json (a python -m w2v.train run dir)")
     header = provenance(vectors)

@@ -193,3 +193,4 @@ def test_fused_is_registered_and_builds_on_the_cpu():
     backend = BACKENDS["fused"].create(*init_tables(20, 4, seed=0), torch.device("cpu"))
     assert backend.name == "fused" and backend.expands_chunks
     assert backend.input_weights().shape == (20, 4)
+

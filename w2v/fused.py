@@ -207,8 +207,18 @@ class FusedBackend(nn.Module):
             return kernel.train_chunk(model_name == "cbow", self.input_table, self.output_table, chunk.ids,
                                       chunk.sentence, chunk.window, negative, self._alias, lr_from, lr_to,
                                       seed, torch.get_num_threads())
-        with torch.no_grad():
-            return self._train_chunk_torch(model_name, window, negative, chunk, lr_from, lr_to)
+        if self.input_table.device.type != "cpu":
+            with torch.no_grad():
+                return self._train_chunk_torch(model_name, window, negative, chunk, lr_from, lr_to)
+        # On the CPU a step is a few dozen ops on batch-sized tensors: extra intra-op threads only
+        # spin and wait (8x slower with 2 threads on a busy 2-core machine, measured), so use one.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.no_grad():
+                return self._train_chunk_torch(model_name, window, negative, chunk, lr_from, lr_to)
+        finally:
+            torch.set_num_threads(threads)
 
     def _step(self, model_name: str):
         if model_name not in self._steps:
@@ -238,9 +248,11 @@ class FusedBackend(nn.Module):
         step = self._step(model_name)
         for i in range(n_steps):
             s = slice(i * self.batch_size, min(n, (i + 1) * self.batch_size))
+            # A compiled step is specialised to full batches; the chunk's shorter tail runs eagerly
+            # rather than compiling again for every new tail length.
+            fn = step if s.stop - s.start == self.batch_size else step.eager
             if model_name == "skipgram":
-                loss += step(self.input_table, self.output_table, centres[s], contexts[s], negatives[s], lrs[i])
+                loss += fn(self.input_table, self.output_table, centres[s], contexts[s], negatives[s], lrs[i])
             else:
-                loss += step(self.input_table, self.output_table, contexts[s], mask[s], centres[s], negatives[s],
-                             lrs[i])
+                loss += fn(self.input_table, self.output_table, contexts[s], mask[s], centres[s], negatives[s], lrs[i])
         return loss, n

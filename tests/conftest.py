@@ -32,6 +32,17 @@ def zipf_text(n_words: int, vocab: int = 300, seed: int = 0, line_words: int = 2
 
 
 @pytest.fixture
+def one_torch_thread():
+    """One torch thread: the same arithmetic order run to run, and no spinning on a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def tiny_corpus(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.txt"
     path.write_text(zipf_text(6000), encoding="utf-8")

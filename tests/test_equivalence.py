@@ -23,13 +23,7 @@ RUN_BACKENDS = sorted(name for name, cls in BACKENDS.items() if name != "dense" 
 CASES = range(6)  # seeds: each draws its own vocabulary size, dim and batch shape
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: exact same arithmetic order run to run, and no spinning on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in conftest.py
 
 
 def random_case(seed: int):

@@ -14,13 +14,7 @@ from w2v.model import Batch
 needs_c = pytest.mark.skipif(load_sgns() is None, reason="no C compiler on this machine")
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny torch ops on a shared 2-core machine: intra-op threads only add waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in conftest.py
 
 
 def tables(vocab: int = 30, dim: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,12 +13,7 @@ from w2v.offload import OffloadBackend, StepRows, patch_stale_rows
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in conftest.py
 
 
 def pair(seed: int = 0, vocab: int = 12, dim: int = 4):

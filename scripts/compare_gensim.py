@@ -45,7 +45,8 @@ METRICS = ("analogy_acc", "ws353_spearman", "simlex_spearman")
 def run_config(args, model: str, backend: str) -> dict:
     data = {"kind": "files", "paths": args.corpus} if args.corpus else {"kind": "sample"}
     return {
-        "model": {"name": model, "dim": args.dim, "window": args.window, "negative": args.negative},
+        "model": {"name": model, "dim": args.dim, "window": args.window, "negative": args.negative,
+                  "init_range": args.init_range},
         "backend": {"name": backend}, "data": {**data, "max_lines": args.max_lines},
         "vocab": {"min_count": args.min_count, "max_size": None, "sample": args.sample},
         "train": {"epochs": args.epochs, "lr": 0.025, "min_lr": 0.0001, "batch_size": args.batch_size,
@@ -132,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=5)
     parser.add_argument("--negative", type=int, default=5)
     parser.add_argument("--sample", type=float, default=1e-3)
+    parser.add_argument("--init-range", type=float, default=1.0,
+                        help="w2v model.init_range; 1.0 = gensim 4's +-1/dim (the project default is word2vec.c's 0.5)")
     parser.add_argument("--min-count", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=1024, help="for the batched backends (and fused on a GPU)")
     parser.add_argument("--device", default="cpu", help="w2v's train.device: cpu | cuda | auto")

@@ -28,6 +28,7 @@ class ModelConfig:
     dim: int = 100
     window: int = 5
     negative: int = 5
+    init_range: float = 0.5  # input rows start uniform in +-init_range/dim: 0.5 word2vec.c, 1.0 gensim 4
 
 
 @dataclass
@@ -117,7 +118,10 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
         dim=_int(m, "dim", "model", 1),
         window=_int(m, "window", "model", 1),
         negative=_int(m, "negative", "model", 1),
+        init_range=_float(m, "init_range", "model") if "init_range" in m else ModelConfig.init_range,
     )
+    if model.init_range <= 0:
+        raise W2VError(f"model.init_range must be > 0, got {model.init_range}")
     backend = BackendConfig(name=_choice(b.get("name"), "backend"))
 
     kind = _choice(d.get("kind"), "data")

@@ -120,7 +120,7 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
     world.on_every_rank(lambda: check_fits(
         cfg.backend.name, vocab_size, cfg.model.dim, cfg.model.name, cfg.train.batch_size, cfg.model.window,
         cfg.model.negative, device, available=available_bytes(device) // shared))
-    input_init, output_init = init_tables(vocab_size, cfg.model.dim, cfg.train.seed)
+    input_init, output_init = init_tables(vocab_size, cfg.model.dim, cfg.train.seed, cfg.model.init_range)
     backend = make_backend(cfg.backend.name, input_init, output_init, device)
     del input_init, output_init  # the backend holds its own copy; do not keep two
 

@@ -33,7 +33,7 @@ Attrs = tuple[str, str, str]  # (shape, colour, size)
 class SceneSpec:
     """Sizes and seed of a synthetic dataset."""
 
-    train: int = 6000
+    train: int = 15000
     test: int = 1000
     test_paraphrase: int = 1000
     image_size: int = 64

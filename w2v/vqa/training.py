@@ -15,7 +15,7 @@ from .data import UNKNOWN_ANSWER, VQASplit
 
 @dataclass
 class TrainConfig:
-    epochs: int = 20
+    epochs: int = 8
     batch_size: int = 64
     lr: float = 2e-3
     seed: int = 1

@@ -113,15 +113,25 @@ def toy_corpus(n_tokens: int = 1500, vocab: int = 40, seed: int = 0):
     return ids, sentences, np.bincount(ids, minlength=vocab).astype(np.int64)
 
 
-@pytest.mark.parametrize("backend, model", [("dense", "skipgram"), ("sparse", "cbow"), ("onehot", "cbow")])
-def test_stopped_and_resumed_training_equals_uninterrupted(backend, model):
-    """In process: stop after step 7 (mid-chunk, mid-epoch), restore into a new backend, finish."""
+@pytest.mark.parametrize("backend, model", [("dense", "skipgram"), ("sparse", "cbow"), ("onehot", "cbow"),
+                                            ("fused", "skipgram"), ("fused", "cbow"), ("fused-torch", "skipgram")])
+def test_stopped_and_resumed_training_equals_uninterrupted(backend, model, monkeypatch, one_torch_thread):
+    """In process: stop after step 7 (mid-chunk, mid-epoch), restore into a new backend, finish.
+
+    fused takes one step per chunk, so its chunks are made small here to give it many steps;
+    one thread, because its Hogwild threads would race (not reproducible even uninterrupted).
+    """
+    use_c = backend != "fused-torch"
+    backend = backend.removesuffix("-torch")
+    monkeypatch.setattr("w2v.fused.CPU_CHUNK_TOKENS", 100)
     cfg = tiny_config(model, backend, batch_size=128)
     ids, sentences, counts = toy_corpus()
     cpu = torch.device("cpu")
 
     def fresh():
-        return make_backend(backend, *init_tables(len(counts), 8, seed=1), cpu)
+        made = make_backend(backend, *init_tables(len(counts), 8, seed=1), cpu)
+        made.use_c = use_c  # fused only: False = its torch path
+        return made
 
     reference = fresh()
     expected = train(cfg, ids, sentences, counts, reference, cpu, show_progress=False)
@@ -133,7 +143,7 @@ def test_stopped_and_resumed_training_equals_uninterrupted(backend, model):
     def save(loop_state):
         saved["payload"] = {"loop": loop_state, "tables": {"input": first.input_weights().clone(),
                                                          "output": first.output_weights().clone()},
-                            "optimizer": first._optimizer.state_dict()}
+                            "optimizer": first._optimizer.state_dict() if hasattr(first, "_optimizer") else None}
 
     def on_log(step, _point):
         if step == 7:

@@ -180,6 +180,18 @@ class FusedBackend(nn.Module):
         self._sampler = NoiseSampler(counts, device)
         self._generator = torch.Generator(device=device).manual_seed(seed)
 
+    def loop_state(self) -> dict:
+        """What a checkpoint needs to continue the same random streams: the chunk counter that
+        seeds the C kernel's per-chunk negatives, and the torch path's generator."""
+        return {"chunks_done": self._chunks_done,
+                "generator": None if self._generator is None else self._generator.get_state()}
+
+    def load_loop_state(self, state: dict) -> None:
+        """Undo prepare()'s fresh start after a resume (call after prepare)."""
+        self._chunks_done = int(state["chunks_done"])
+        if state.get("generator") is not None and self._generator is not None:
+            self._generator.set_state(state["generator"])
+
     # -- training ---------------------------------------------------------------------
     def train_step(self, model_name: str, batch: Batch, lr: float) -> torch.Tensor:
         """One summed-gradient step on given examples (identical to autograd's SGD step)."""

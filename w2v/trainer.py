@@ -103,6 +103,8 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
         pos = mine["chunk_pos"]
         rng.bit_generator.state = mine["rng_state"]
         generator.set_state(mine["generator_state"])
+        if mine.get("backend") is not None and hasattr(backend, "load_loop_state"):
+            backend.load_loop_state(mine["backend"])  # fused: its own per-chunk seeds continue too
     seconds_before = stats.train_seconds
 
     interval_loss = torch.zeros((), device=device, dtype=torch.float64)
@@ -189,7 +191,8 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
                     if stop or due:
                         save_started = time.perf_counter()
                         stats.train_seconds = seconds_before + save_started - started - saving_seconds
-                        mine = {"chunk_pos": pos, "rng_state": rng_state, "generator_state": generator_state}
+                        mine = {"chunk_pos": pos, "rng_state": rng_state, "generator_state": generator_state,
+                                "backend": backend.loop_state() if hasattr(backend, "loop_state") else None}
                         checkpointing.save({"epoch": epoch, "batches_done": k + 1, "global_words": words_done,
                                             "stats": {**asdict(stats), "interrupted": None},
                                             "ranks": world.gather_objects(mine)})

@@ -166,7 +166,8 @@ def provenance(vectors: Path) -> str:
         settings = (f"{c['model']['name']}, dim {c['model']['dim']}, window {c['model']['window']}, negative "
                     f"{c['model']['negative']}, min_count {c['vocab']['min_count']}, {c['train']['epochs']} epochs, "
                     f"data={data}, backend {c['backend']['name']}")
-    return (f"vectors: {vectors} -- python -m w2v.train ({settings}); corpus {m.get('corpus_words')} tokens, "
+    shown = vectors.relative_to(REPO) if vectors.is_relative_to(REPO) else vectors  # no home paths in docs
+    return (f"vectors: {shown} -- python -m w2v.train ({settings}); corpus {m.get('corpus_words')} tokens, "
             f"vocabulary {m.get('vocab_size')} words; WS-353 {m.get('ws353_spearman', 0):.3f}, "
             f"SimLex {m.get('simlex_spearman', 0):.3f}, analogy {m.get('analogy_acc', 0):.3f}")
 

@@ -4,7 +4,7 @@ import gzip
 import pytest
 
 from w2v.config import DataConfig, W2VError
-from w2v.corpus import check_paths, open_corpus, sample_paths
+from w2v.corpus import check_paths, open_corpus, sample_paths, wide_encoding
 
 
 def test_reads_plain_gzip_and_bzip2_files(tmp_path):
@@ -56,3 +56,21 @@ def test_sample_is_real_english_shipped_with_gensim(tmp_path):
     wiki = paths[0].read_text(encoding="utf-8")
     assert len(wiki.split()) > 300_000 and " the " in wiki and "'''" not in wiki
     assert paths[1].name == "lee_background.cor"
+
+
+def test_wide_encodings_are_recognised_and_utf8_is_not_mistaken_for_them():
+    text = "the quick brown fox jumps over the lazy dog\n" * 20
+    for codec, name in [("utf-16", "UTF-16"), ("utf-16-le", "UTF-16"), ("utf-16-be", "UTF-16"),
+                        ("utf-32", "UTF-32")]:
+        assert wide_encoding(text.encode(codec)[:4096]) == name, codec
+    assert wide_encoding(text.encode("utf-8")) is None
+    assert wide_encoding("naïve café — 東京\n".encode("utf-8") * 50) is None
+    assert wide_encoding(text.replace(" ", "\x00").encode("utf-8")) is None  # stray NULs are not UTF-16
+    assert wide_encoding(b"") is None
+
+
+def test_a_utf16_file_is_refused_in_one_line_naming_the_fix(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello world\n" * 100, encoding="utf-16")
+    with pytest.raises(W2VError, match=r"is UTF-16 text; w2v reads UTF-8.*iconv -f UTF-16 -t UTF-8"):
+        check_paths([str(path)])

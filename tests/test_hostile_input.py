@@ -53,7 +53,12 @@ def write_corpus(tmp_path: Path, case: str) -> Path:
     elif case == "crlf":
         path.write_bytes("\r\n".join(text_lines()).encode() + b"\r\n")
     elif case == "utf16_file":
-        path.write_text("\n".join(text_lines()), encoding="utf-16")
+        path.write_text("\n".join(text_lines()), encoding="utf-16")  # with a byte-order mark
+    elif case == "utf16le_no_bom":
+        path.write_text("\n".join(text_lines()), encoding="utf-16-le")
+    elif case == "utf32_gzip":
+        path = tmp_path / "corpus.txt.gz"
+        path.write_bytes(gzip.compress("\n".join(text_lines()).encode("utf-32")))
     elif case == "corrupt_gzip":
         path = tmp_path / "corpus.txt.gz"
         path.write_bytes(gzip.compress("\n".join(text_lines()).encode())[:400])
@@ -84,7 +89,9 @@ DATA_CASES = {
     "single_1mb_token": ([], "ok", ""),
     "unicode_whitespace": ([], "ok", ""),
     "crlf": ([], "ok", ""),
-    "utf16_file": ([], "either", ""),
+    "utf16_file": ([], "error", "is UTF-16 text"),
+    "utf16le_no_bom": ([], "error", "is UTF-16 text"),
+    "utf32_gzip": ([], "error", "is UTF-32 text"),
     "corrupt_gzip": ([], "error", "corpus"),
     "directory": ([], "error", "directory"),
     "missing": ([], "error", "not found"),

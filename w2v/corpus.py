@@ -50,6 +50,43 @@ def sample_paths(cache_dir: Path) -> list[Path]:
     return [wiki_txt, _gensim_datapath(SAMPLE_LEE)]
 
 
+# Byte-order marks of the encodings that are not UTF-8; longest first (UTF-32LE starts like UTF-16LE).
+WIDE_BOMS = [(b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+             (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")]
+
+
+def wide_encoding(head: bytes) -> str | None:
+    """'UTF-16' or 'UTF-32' when the first bytes of a file say so, else None.
+
+    Read as UTF-8, such a file would not fail: every other byte is NUL, and the
+    corpus would silently become single letters. Detected by its byte-order mark,
+    or, without one, by NULs in nearly every other byte (UTF-16 of mostly ASCII text).
+    """
+    for bom, name in WIDE_BOMS:
+        if head.startswith(bom):
+            return name
+    pairs = len(head) // 2
+    if pairs >= 8:
+        for offset in (0, 1):
+            nul = head[offset::2][:pairs].count(0)
+            other = head[1 - offset::2][:pairs].count(0)
+            if nul >= 0.9 * pairs and other <= 0.1 * pairs:
+                return "UTF-16"
+    return None
+
+
+def _head(path: Path, n: int = 4096) -> bytes:
+    """The first n bytes of the text inside `path` (decompressed for .gz/.bz2); b"" if unreadable here."""
+    import gzip
+
+    opener = {".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix, open)
+    try:
+        with opener(path, "rb") as f:
+            return f.read(n)
+    except (OSError, EOFError, zlib.error):
+        return b""  # a damaged archive is reported, in one line, when it is read
+
+
 def check_paths(paths: list[str]) -> list[Path]:
     """Resolve user-given corpus paths, failing with one clear line on the first bad one."""
     if not paths:
@@ -61,6 +98,10 @@ def check_paths(paths: list[str]) -> list[Path]:
             raise W2VError(f"corpus file not found: {p}")
         if path.is_dir():
             raise W2VError(f"corpus path is a directory, not a text file: {p}")
+        encoding = wide_encoding(_head(path))
+        if encoding is not None:
+            raise W2VError(f"corpus file {p} is {encoding} text; w2v reads UTF-8. Convert it first, "
+                           f"e.g. iconv -f {encoding} -t UTF-8 {p} > {path.stem}.utf8{path.suffix}")
         resolved.append(path.resolve())
     return resolved
 

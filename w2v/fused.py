@@ -4,11 +4,16 @@ Two paths, the same objective as w2v/model.py:
 - CPU with a C compiler: w2v/kernels/sgns.c trains each chunk word2vec.c-style, one
   example at a time in text order, threads splitting the chunk (Hogwild). Batch size
   plays no part there, so quality does not depend on it.
-- Any other device (CUDA), or no compiler: torch ops on the device. A chunk is
-  expanded into examples on the device, negatives are drawn there, and each batch
-  gathers its rows, computes the gradients in closed form and applies them with
-  index_add_ (updates to a row that recurs in a batch are summed, as with autograd).
-  On CUDA the step is torch.compile'd when that works (W2V_COMPILE=0 turns it off).
+- CUDA with Triton (w2v/kernels/sgns_triton.py): the chunk is expanded into examples
+  and negatives on the device, then one kernel launch trains them word2vec-style, one
+  example at a time per GPU program, Hogwild across programs. Like the C kernel, its
+  result does not depend on a batch size. Untimed so far: no GPU was lent to the
+  sessions that wrote it (its tests run it in Triton's CPU interpreter).
+- Otherwise (CUDA without Triton or with W2V_TRITON=0, or no C compiler): torch ops on
+  the device. Each batch gathers its rows, computes the gradients in closed form and
+  applies them with index_add_ (updates to a row that recurs in a batch are summed, as
+  with autograd). On CUDA the step is torch.compile'd when that works (W2V_COMPILE=0
+  turns it off).
 The trainer hands whole chunks to `train_chunk` (`expands_chunks = True`) and calls
 `prepare` once with the word counts, which the noise distribution needs.
 """
@@ -24,6 +29,7 @@ import torch.nn.functional as F
 
 from .batches import Chunk, NoiseSampler, noise_distribution
 from .kernels import MAX_NEGATIVE, load_sgns
+from .kernels import sgns_triton
 from .model import Batch
 
 log = logging.getLogger("w2v")
@@ -232,6 +238,12 @@ class FusedBackend(nn.Module):
         finally:
             torch.set_num_threads(threads)
 
+    def _use_triton(self, device: torch.device) -> bool:
+        """The Triton kernels where they run (CUDA, or the CPU under TRITON_INTERPRET=1) unless
+        W2V_TRITON=0 asks for the batched torch steps; float32 tables only."""
+        return (os.environ.get("W2V_TRITON", "1") != "0" and self.input_table.dtype == torch.float32
+                and sgns_triton.available(device))
+
     def _step(self, model_name: str):
         if model_name not in self._steps:
             fn = skipgram_step if model_name == "skipgram" else cbow_step
@@ -255,6 +267,15 @@ class FusedBackend(nn.Module):
         if n == 0:
             return loss, 0
         negatives = self._sampler.sample((n, negative), self._generator)
+        if self._use_triton(device):
+            # word2vec's per-example updates, Hogwild across GPU programs: one launch per chunk,
+            # each example with its own point on the chunk's linear lr decay.
+            lrs = torch.linspace(lr_from, lr_to, n + 1, device=device, dtype=torch.float32)[:-1]
+            if model_name == "skipgram":
+                return sgns_triton.skipgram_examples(self.input_table, self.output_table, centres, contexts,
+                                                     negatives, lrs), n
+            return sgns_triton.cbow_examples(self.input_table, self.output_table, contexts, mask, centres,
+                                             negatives, lrs), n
         n_steps = (n + self.batch_size - 1) // self.batch_size
         lrs = torch.linspace(lr_from, lr_to, n_steps + 1, device=device, dtype=self.input_table.dtype)[:-1]
         step = self._step(model_name)

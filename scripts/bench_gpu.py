@@ -1,0 +1,151 @@
+"""GPU throughput of backend=fused on a generated Zipf corpus: raw words/s per model and path.
+
+    python scripts/bench_gpu.py                                  # 50M tokens, both models, both paths
+    python scripts/bench_gpu.py --tokens 2e6 --device cpu --paths torch   # a quick smoke run anywhere
+
+The corpus is generated in memory: --tokens ids drawn from a Zipf law (p(rank) ~ 1/rank^a)
+over --vocab words, in lines of --line-words. That is acceptable for throughput alone
+(issue 4); quality is measured on real text with scripts/compare_gensim.py --device cuda.
+Each (model, path, batch size) trains one epoch through the project's trainer after a short
+warm-up run (compilation, caches), and is timed to the end of the GPU's work.
+
+Paths:
+  triton  w2v/kernels/sgns_triton.py: per-example updates, Hogwild (batch size does not apply)
+  torch   batched closed-form steps with index_add_ (W2V_TRITON=0), at each --batch-sizes
+Writes a CSV and a markdown table to --out.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from w2v.atomic import atomic_path  # noqa: E402
+from w2v.backends import init_tables, make_backend  # noqa: E402
+from w2v.config import (BackendConfig, DataConfig, ExportConfig, ModelConfig, RunConfig, TrainConfig,  # noqa: E402
+                        VocabConfig)
+from w2v.kernels import sgns_triton  # noqa: E402
+from w2v.trainer import train  # noqa: E402
+
+
+def zipf_corpus(tokens: int, vocab: int, exponent: float, line_words: int, seed: int):
+    """(ids int32, sentence offsets int64, counts int64): ids 1..vocab-1 (0 is reserved), Zipf by rank."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, vocab) ** exponent
+    cdf = np.cumsum(weights / weights.sum())
+    ids = np.empty(tokens, np.int32)
+    step = 1 << 24  # draw in slices: bounded temporary memory
+    for start in range(0, tokens, step):
+        n = min(step, tokens - start)
+        ids[start:start + n] = np.searchsorted(cdf, rng.random(n), side="right").clip(max=vocab - 2) + 1
+    sentences = np.append(np.arange(0, tokens, line_words, dtype=np.int64), np.int64(tokens))
+    counts = np.bincount(ids, minlength=vocab).astype(np.int64)
+    return ids, sentences, counts
+
+
+def config(model: str, args, batch_size: int) -> RunConfig:
+    return RunConfig(model=ModelConfig(name=model, dim=args.dim, window=args.window, negative=args.negative),
+                     backend=BackendConfig("fused"), data=DataConfig(kind="files"),
+                     vocab=VocabConfig(min_count=1, sample=args.sample),
+                     train=TrainConfig(epochs=1, batch_size=batch_size, device=args.device, seed=1, log_every=10**9),
+                     export=ExportConfig(text=False, projector_words=0), evaluate=False)
+
+
+def timed_run(model: str, path: str, batch_size: int, corpus, args, device: torch.device) -> dict:
+    ids, sentences, counts = corpus
+    os.environ["W2V_TRITON"] = "1" if path == "triton" else "0"
+    backend = make_backend("fused", *init_tables(len(counts), args.dim, seed=1), device)
+    backend.use_c = False  # on a CPU smoke run, time the torch/triton code rather than the C kernel
+    cfg = config(model, args, batch_size)
+    warm = min(len(ids), max(args.line_words, len(ids) // 50))
+    warm_end = int(np.searchsorted(sentences, warm))
+    train(cfg, ids[:int(sentences[warm_end])], sentences[:warm_end + 1], counts, backend, device,
+          show_progress=False)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    started = time.perf_counter()
+    stats = train(cfg, ids, sentences, counts, backend, device, show_progress=args.progress)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - started
+    return {"model": model, "path": path, "batch_size": batch_size if path == "torch" else "",
+            "tokens": len(ids), "seconds": round(seconds, 3), "raw_words_per_s": len(ids) / seconds,
+            "examples_per_s": stats.examples / seconds, "final_loss": stats.final_loss}
+
+
+def markdown(rows: list[dict], header: str) -> str:
+    lines = [header, "", "| model | path | batch | raw words/s | examples/s | seconds | final loss |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['path']} | {r['batch_size']} | {r['raw_words_per_s'] / 1e6:.1f}M | "
+                     f"{r['examples_per_s'] / 1e6:.1f}M | {r['seconds']:.2f} | {r['final_loss']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tokens", type=float, default=50e6)
+    parser.add_argument("--vocab", type=int, default=100_000)
+    parser.add_argument("--zipf", type=float, default=1.0, help="Zipf exponent a")
+    parser.add_argument("--line-words", type=int, default=1000)
+    parser.add_argument("--models", nargs="+", default=["skipgram", "cbow"], choices=["skipgram", "cbow"])
+    parser.add_argument("--paths", nargs="+", default=["triton", "torch"], choices=["triton", "torch"])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[16384, 65536])
+    parser.add_argument("--dim", type=int, default=100)
+    parser.add_argument("--window", type=int, default=5)
+    parser.add_argument("--negative", type=int, default=5)
+    parser.add_argument("--sample", type=float, default=1e-3)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench_gpu"))
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but torch sees no CUDA device (use --device cpu for a smoke run)",
+              file=sys.stderr)
+        return 2
+    if "triton" in args.paths and not sgns_triton.available(device):
+        print(f"note: the Triton kernels cannot run on {device} here; timing the torch path only", file=sys.stderr)
+        args.paths = [p for p in args.paths if p != "triton"]
+    if not args.paths:
+        return 2
+
+    started = time.perf_counter()
+    corpus = zipf_corpus(int(args.tokens), args.vocab, args.zipf, args.line_words, seed=0)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    header = (f"{where}; Zipf corpus: {int(args.tokens):,} tokens, vocabulary {args.vocab:,}, a={args.zipf}, "
+              f"lines of {args.line_words}; dim {args.dim}, window {args.window}, negative {args.negative}, "
+              f"sample {args.sample}; one epoch after a warm-up (generated in {time.perf_counter() - started:.0f}s)")
+    print(header, flush=True)
+    rows = []
+    for model in args.models:
+        for path in args.paths:
+            for batch_size in (args.batch_sizes if path == "torch" else [0]):
+                rows.append(timed_run(model, path, batch_size, corpus, args, device))
+                r = rows[-1]
+                print(f"  {model} {path} {r['batch_size']}: {r['raw_words_per_s'] / 1e6:.1f}M raw words/s "
+                      f"({r['seconds']:.2f}s, loss {r['final_loss']:.4f})", flush=True)
+    table = markdown(rows, header)
+    print("\n" + table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.out / "bench_gpu.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with atomic_path(args.out / "bench_gpu.md") as tmp:
+        tmp.write_text(table)
+    print(f"wrote {args.out / 'bench_gpu.csv'} and {args.out / 'bench_gpu.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -99,14 +99,17 @@ def gensim_sentences(token_ids) -> list[list[str]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["skipgram", "cbow"])
 def test_quality_parity_with_gensim_on_the_sample(tmp_path, model):
-    """3 epochs on the bundled sample with gensim's settings: no worse than gensim on the same tokens.
+    """The bundled sample with gensim's settings: no worse than gensim on the same tokens.
 
-    One seed on 600k words is noisy: WS-353 and SimLex move by about +-0.015 from seed to seed
-    for either system, and gensim with several workers is not deterministic. So this CI check is
-    one-sided, with the analogy target (1 point) and a WS-353/SimLex margin of 0.06 that noise
-    cannot cross; the 0.03 parity target itself is measured over 3 seeds by
+    One seed on 600k words is noisy, and gensim with several workers is not deterministic.
+    Skip-gram trains 3 epochs (WS-353 about 0.13, seed-to-seed sd about 0.015). CBOW trains 10:
+    after 3 its WS-353 is near zero with sd 0.033 per seed (10 seeds measured), so a bound there
+    tests noise; after 10 it is about 0.26 with sd about 0.01 (5 seeds). The check is one-sided,
+    with the analogy target (1 point) and a WS-353/SimLex margin of 0.06 that noise cannot
+    cross; the parity targets themselves are measured over several seeds by
     scripts/compare_gensim.py (docs/performance.md).
     """
+    epochs = 3 if model == "skipgram" else 10
     from gensim.models import Word2Vec
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
@@ -117,7 +120,7 @@ def test_quality_parity_with_gensim_on_the_sample(tmp_path, model):
 
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         raw = OmegaConf.to_container(compose(config_name="config", overrides=[
-            f"model={model}", "train.epochs=3", f"cache_dir={REPO / 'data' / 'cache'}",
+            f"model={model}", f"train.epochs={epochs}", f"cache_dir={REPO / 'data' / 'cache'}",
             "export.projector_words=0"]), resolve=True)
     ours = run(parse_config(raw), tmp_path / "run", show_progress=False)
 
@@ -132,7 +135,7 @@ def test_quality_parity_with_gensim_on_the_sample(tmp_path, model):
     reference.build_vocab(sentences)
     # total_words makes gensim decay alpha by words, as w2v does; its default counts sentences,
     # which on this sample (long articles first, short documents last) is a different schedule.
-    reference.train(sentences, total_words=reference.corpus_total_words, epochs=3)
+    reference.train(sentences, total_words=reference.corpus_total_words, epochs=epochs)
     theirs = evaluate_vectors(reference.wv)
     assert ours["analogy_acc"] >= theirs["analogy_acc"] - 0.01, (ours, theirs)
     assert ours["ws353_spearman"] >= theirs["ws353_spearman"] - 0.06, (ours, theirs)

@@ -154,3 +154,35 @@ def check_the_fused_backend_trains_chunks_through_the_kernel():
     assert trained == len(centres) > 50 and negatives.shape == (len(centres), 5)
     assert float(lrs[0]) == pytest.approx(0.4) and float(lrs[-1]) > 0.2 and bool((lrs[1:] <= lrs[:-1]).all())
     assert float(loss) > 0
+
+
+@pytest.mark.parametrize("model", ["skipgram", "cbow"])
+def test_kernels_compile_for_a_hopper_gpu(model):
+    """The interpreter runs Python, so it misses what only the compiler checks (types carried
+    through loops and branches, pointer arithmetic). Compile for sm_90 (H100/H200), which Triton
+    does without a GPU, down to machine code: one atomic add per row an example touches."""
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        pytest.skip("compiling needs triton imported without the interpreter")
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from w2v.kernels import sgns_triton
+
+    pointers = {"in_ptr": "*fp32", "out_ptr": "*fp32"}
+    tail = {"negatives_ptr": "*i64", "lrs_ptr": "*fp32", "losses_ptr": "*fp32", "n": "i32"}
+    sizes = {"DIM": 100, "BLOCK_DIM": 128, "K": 5, "EXAMPLES": sgns_triton.EXAMPLES_PER_PROGRAM}
+    if model == "skipgram":
+        fn, signature = sgns_triton._skipgram_kernel, {**pointers, "centres_ptr": "*i64", "contexts_ptr": "*i64", **tail}
+        touched = 1 + 1 + 5  # centre, context, negatives
+    else:
+        fn = sgns_triton._cbow_kernel
+        signature = {**pointers, "contexts_ptr": "*i64", "mask_ptr": "*i8", "centres_ptr": "*i64", **tail}
+        sizes["WIDTH"] = 10
+        touched = 10 + 1 + 5  # every context slot, centre, negatives
+    signature.update({name: "constexpr" for name in sizes})
+    compiled = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=sizes),
+                              target=GPUTarget("cuda", 90, 32))
+    assert compiled.asm["cubin"]  # machine code for the card
+    ptx = compiled.asm["ptx"]
+    assert ptx.count("atom.global") + ptx.count("red.global") == touched

@@ -10,7 +10,8 @@ Each (model, path, batch size) trains one epoch through the project's trainer af
 warm-up run (compilation, caches), and is timed to the end of the GPU's work.
 
 Paths:
-  triton  w2v/kernels/sgns_triton.py: per-example updates, Hogwild (batch size does not apply)
+  triton  w2v/kernels/sgns_triton.py: per-example updates, Hogwild (batch size does not apply),
+          at each --num-warps
   torch   batched closed-form steps with index_add_ (W2V_TRITON=0), at each --batch-sizes
 Writes a CSV and a markdown table to --out.
 """
@@ -60,12 +61,13 @@ def config(model: str, args, batch_size: int) -> RunConfig:
                      export=ExportConfig(text=False, projector_words=0), evaluate=False)
 
 
-def timed_run(model: str, path: str, batch_size: int, corpus, args, device: torch.device) -> dict:
+def timed_run(model: str, path: str, setting: int, corpus, args, device: torch.device) -> dict:
+    """One epoch after a warm-up; setting = batch size (torch path) or warps per program (triton)."""
     ids, sentences, counts = corpus
     os.environ["W2V_TRITON"] = "1" if path == "triton" else "0"
     backend = make_backend("fused", *init_tables(len(counts), args.dim, seed=1), device)
     backend.use_c = False  # on a CPU smoke run, time the torch/triton code rather than the C kernel
-    cfg = config(model, args, batch_size)
+    cfg = config(model, args, setting if path == "torch" else args.batch_sizes[0])
     warm = min(len(ids), max(args.line_words, len(ids) // 50))
     warm_end = int(np.searchsorted(sentences, warm))
     train(cfg, ids[:int(sentences[warm_end])], sentences[:warm_end + 1], counts, backend, device,
@@ -77,16 +79,16 @@ def timed_run(model: str, path: str, batch_size: int, corpus, args, device: torc
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
-    return {"model": model, "path": path, "batch_size": batch_size if path == "torch" else "",
+    return {"model": model, "path": path, "setting": f"batch {setting}" if path == "torch" else f"{setting} warps",
             "tokens": len(ids), "seconds": round(seconds, 3), "raw_words_per_s": len(ids) / seconds,
             "examples_per_s": stats.examples / seconds, "final_loss": stats.final_loss}
 
 
 def markdown(rows: list[dict], header: str) -> str:
-    lines = [header, "", "| model | path | batch | raw words/s | examples/s | seconds | final loss |",
+    lines = [header, "", "| model | path | setting | raw words/s | examples/s | seconds | final loss |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['path']} | {r['batch_size']} | {r['raw_words_per_s'] / 1e6:.1f}M | "
+        lines.append(f"| {r['model']} | {r['path']} | {r['setting']} | {r['raw_words_per_s'] / 1e6:.1f}M | "
                      f"{r['examples_per_s'] / 1e6:.1f}M | {r['seconds']:.2f} | {r['final_loss']:.4f} |")
     return "\n".join(lines) + "\n"
 
@@ -105,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--negative", type=int, default=5)
     parser.add_argument("--sample", type=float, default=1e-3)
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--num-warps", nargs="+", type=int, default=[sgns_triton.NUM_WARPS],
+                        help="Triton path: warps per program, one run per value (e.g. 1 2 4)")
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench_gpu"))
     args = parser.parse_args(argv)
@@ -129,10 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for model in args.models:
         for path in args.paths:
-            for batch_size in (args.batch_sizes if path == "torch" else [0]):
-                rows.append(timed_run(model, path, batch_size, corpus, args, device))
+            for setting in (args.batch_sizes if path == "torch" else args.num_warps):
+                if path == "triton":
+                    sgns_triton.NUM_WARPS = setting
+                rows.append(timed_run(model, path, setting, corpus, args, device))
                 r = rows[-1]
-                print(f"  {model} {path} {r['batch_size']}: {r['raw_words_per_s'] / 1e6:.1f}M raw words/s "
+                print(f"  {model} {path} {r['setting']}: {r['raw_words_per_s'] / 1e6:.1f}M raw words/s "
                       f"({r['seconds']:.2f}s, loss {r['final_loss']:.4f})", flush=True)
     table = markdown(rows, header)
     print("\n" + table)

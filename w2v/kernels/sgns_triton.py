@@ -35,6 +35,10 @@ except ImportError:  # pragma: no cover - depends on the install
     triton = None
 
 EXAMPLES_PER_PROGRAM = 16  # a few examples per program amortise its start; more would serialise work
+# One warp holds a 100-float row as 32 lanes x 4 values, so a dot product is a warp shuffle
+# reduction with no shared memory or barrier. Chosen by that reasoning, not yet by a GPU
+# measurement: scripts/bench_gpu.py --num-warps sweeps it.
+NUM_WARPS = 1
 
 
 def available(device: torch.device) -> bool:
@@ -146,7 +150,7 @@ def skipgram_examples(in_table: torch.Tensor, out_table: torch.Tensor, centres: 
     losses = torch.empty(grid, device=in_table.device, dtype=torch.float32)
     _skipgram_kernel[(grid,)](in_table, out_table, centres.contiguous(), contexts.contiguous(),
                               negatives.contiguous(), _lrs(lr, n, in_table), losses, n,
-                              DIM=dim, BLOCK_DIM=block, K=k, EXAMPLES=EXAMPLES_PER_PROGRAM)
+                              DIM=dim, BLOCK_DIM=block, K=k, EXAMPLES=EXAMPLES_PER_PROGRAM, num_warps=NUM_WARPS)
     return losses.sum(dtype=torch.float64)
 
 
@@ -159,5 +163,6 @@ def cbow_examples(in_table: torch.Tensor, out_table: torch.Tensor, contexts: tor
     losses = torch.empty(grid, device=in_table.device, dtype=torch.float32)
     _cbow_kernel[(grid,)](in_table, out_table, contexts.contiguous(), mask.to(torch.int8).contiguous(),
                           centres.contiguous(), negatives.contiguous(), _lrs(lr, n, in_table), losses, n,
-                          DIM=dim, BLOCK_DIM=block, K=k, WIDTH=contexts.shape[1], EXAMPLES=EXAMPLES_PER_PROGRAM)
+                          DIM=dim, BLOCK_DIM=block, K=k, WIDTH=contexts.shape[1], EXAMPLES=EXAMPLES_PER_PROGRAM,
+                          num_warps=NUM_WARPS)
     return losses.sum(dtype=torch.float64)

@@ -188,3 +188,46 @@ def test_fused_is_registered_and_builds_on_the_cpu():
     assert backend.name == "fused" and backend.expands_chunks
     assert backend.input_weights().shape == (20, 4)
 
+
+
+def test_a_failing_triton_kernel_falls_back_to_the_torch_steps(monkeypatch, caplog):
+    """Where Triton is importable but cannot compile (no toolchain, driver mismatch), training
+    goes on with the batched torch steps, on the very same negatives, after one warning."""
+    import logging
+
+    from w2v.kernels import sgns_triton
+
+    attempts = []
+
+    def broken(*args):
+        attempts.append(1)
+        raise RuntimeError("ptxas not found\nmore detail")
+
+    monkeypatch.setattr(sgns_triton, "available", lambda device: True)
+    monkeypatch.setattr(sgns_triton, "skipgram_examples", broken)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 30, 200).astype(np.int64)
+    chunk = Chunk(ids=ids, sentence=np.repeat(np.arange(10), 20).astype(np.int64),
+                  window=rng.integers(1, 4, 200).astype(np.int64), raw_words=200)
+    counts = np.arange(30, dtype=np.int64) + 1
+
+    def backend():
+        made = FusedBackend(*tables())
+        made.use_c = False
+        made.prepare(counts, batch_size=64, seed=3)
+        return made
+
+    falling_back, reference = backend(), backend()
+    with caplog.at_level(logging.WARNING, logger="w2v"):
+        for _ in range(2):
+            falling_back.train_chunk("skipgram", 3, 5, chunk, {"centres": ids}, 0.1, 0.05)
+    monkeypatch.setenv("W2V_TRITON", "0")
+    for _ in range(2):
+        reference.train_chunk("skipgram", 3, 5, chunk, {"centres": ids}, 0.1, 0.05)
+    assert len(attempts) == 1  # tried once, then not again
+    assert [r.getMessage() for r in caplog.records if "Triton kernel failed" in r.getMessage()] == [
+        "the Triton kernel failed (RuntimeError: ptxas not found); the fused backend uses batched torch steps "
+        "from here on (W2V_TRITON=0 skips the attempt)"]
+    assert torch.equal(falling_back.input_weights(), reference.input_weights())
+    assert torch.equal(falling_back.output_weights(), reference.output_weights())
+    assert not torch.equal(reference.input_weights(), tables()[0])

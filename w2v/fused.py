@@ -149,6 +149,7 @@ class FusedBackend(nn.Module):
         self._sampler = None  # NoiseSampler for the torch path
         self._generator = None
         self._steps = {}
+        self._triton_failed = False  # set after a Triton kernel fails; the torch steps take over
 
     @classmethod
     def create(cls, input_init: torch.Tensor, output_init: torch.Tensor, device: torch.device):
@@ -241,8 +242,8 @@ class FusedBackend(nn.Module):
     def _use_triton(self, device: torch.device) -> bool:
         """The Triton kernels where they run (CUDA, or the CPU under TRITON_INTERPRET=1) unless
         W2V_TRITON=0 asks for the batched torch steps; float32 tables only."""
-        return (os.environ.get("W2V_TRITON", "1") != "0" and self.input_table.dtype == torch.float32
-                and sgns_triton.available(device))
+        return (os.environ.get("W2V_TRITON", "1") != "0" and not self._triton_failed
+                and self.input_table.dtype == torch.float32 and sgns_triton.available(device))
 
     def _step(self, model_name: str):
         if model_name not in self._steps:
@@ -271,11 +272,19 @@ class FusedBackend(nn.Module):
             # word2vec's per-example updates, Hogwild across GPU programs: one launch per chunk,
             # each example with its own point on the chunk's linear lr decay.
             lrs = torch.linspace(lr_from, lr_to, n + 1, device=device, dtype=torch.float32)[:-1]
-            if model_name == "skipgram":
-                return sgns_triton.skipgram_examples(self.input_table, self.output_table, centres, contexts,
-                                                     negatives, lrs), n
-            return sgns_triton.cbow_examples(self.input_table, self.output_table, contexts, mask, centres,
-                                             negatives, lrs), n
+            try:
+                if model_name == "skipgram":
+                    return sgns_triton.skipgram_examples(self.input_table, self.output_table, centres, contexts,
+                                                         negatives, lrs), n
+                return sgns_triton.cbow_examples(self.input_table, self.output_table, contexts, mask, centres,
+                                                 negatives, lrs), n
+            except Exception as exc:  # Triton's compiler or toolchain missing on this machine, ...
+                # A failed compile happens before the launch, so the tables are untouched: the
+                # torch steps below train this chunk instead, and every later one.
+                self._triton_failed = True
+                first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+                log.warning(f"the Triton kernel failed ({type(exc).__name__}: {first_line}); the fused backend "
+                            "uses batched torch steps from here on (W2V_TRITON=0 skips the attempt)")
         n_steps = (n + self.batch_size - 1) // self.batch_size
         lrs = torch.linspace(lr_from, lr_to, n_steps + 1, device=device, dtype=self.input_table.dtype)[:-1]
         step = self._step(model_name)

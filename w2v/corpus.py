@@ -6,6 +6,7 @@ size passes through in bounded memory, a batch of lines at a time.
 from __future__ import annotations
 
 import bz2
+import gzip
 import hashlib
 import os
 import re
@@ -77,8 +78,6 @@ def wide_encoding(head: bytes) -> str | None:
 
 def _head(path: Path, n: int = 4096) -> bytes:
     """The first n bytes of the text inside `path` (decompressed for .gz/.bz2); b"" if unreadable here."""
-    import gzip
-
     opener = {".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix, open)
     try:
         with opener(path, "rb") as f:

@@ -29,7 +29,6 @@ import torch.nn.functional as F
 
 from .batches import Chunk, NoiseSampler, noise_distribution
 from .kernels import MAX_NEGATIVE, load_sgns
-from .kernels import sgns_triton
 from .model import Batch
 
 log = logging.getLogger("w2v")
@@ -242,8 +241,11 @@ class FusedBackend(nn.Module):
     def _use_triton(self, device: torch.device) -> bool:
         """The Triton kernels where they run (CUDA, or the CPU under TRITON_INTERPRET=1) unless
         W2V_TRITON=0 asks for the batched torch steps; float32 tables only."""
-        return (os.environ.get("W2V_TRITON", "1") != "0" and not self._triton_failed
-                and self.input_table.dtype == torch.float32 and sgns_triton.available(device))
+        if os.environ.get("W2V_TRITON", "1") == "0" or self._triton_failed or self.input_table.dtype != torch.float32:
+            return False
+        from .kernels import sgns_triton  # imports triton, so only here: CPU runs with the C kernel never pay
+
+        return sgns_triton.available(device)
 
     def _step(self, model_name: str):
         if model_name not in self._steps:
@@ -269,6 +271,8 @@ class FusedBackend(nn.Module):
             return loss, 0
         negatives = self._sampler.sample((n, negative), self._generator)
         if self._use_triton(device):
+            from .kernels import sgns_triton
+
             # word2vec's per-example updates, Hogwild across GPU programs: one launch per chunk,
             # each example with its own point on the chunk's linear lr decay.
             lrs = torch.linspace(lr_from, lr_to, n + 1, device=device, dtype=torch.float32)[:-1]

@@ -241,7 +241,8 @@ class FusedBackend(nn.Module):
     def _use_triton(self, device: torch.device) -> bool:
         """The Triton kernels where they run (CUDA, or the CPU under TRITON_INTERPRET=1) unless
         W2V_TRITON=0 asks for the batched torch steps; float32 tables only."""
-        if os.environ.get("W2V_TRITON", "1") == "0" or self._triton_failed or self.input_table.dtype != torch.float32:
+        if (os.environ.get("W2V_TRITON", "1") == "0" or self._triton_failed
+                or self.input_table.dtype != torch.float32):
             return False
         from .kernels import sgns_triton  # imports triton, so only here: CPU runs with the C kernel never pay
 

@@ -123,9 +123,11 @@ if triton is not None:
                 h_grad, loss = _train_targets(h, out_ptr, tl.load(centres_ptr + example), negatives_ptr,
                                               example, tl.load(lrs_ptr + example), cols, in_row, DIM, K)
                 for j in tl.static_range(WIDTH):
-                    use = tl.load(mask_ptr + example * WIDTH + j).to(tl.float32)
-                    word = tl.load(contexts_ptr + example * WIDTH + j)
-                    tl.atomic_add(in_ptr + word.to(tl.int64) * DIM + cols, use * h_grad, mask=in_row)
+                    # skipped, not zero-added: an unused slot holds some real (often frequent) word,
+                    # whose row would otherwise take a useless, contended atomic
+                    if tl.load(mask_ptr + example * WIDTH + j) != 0:
+                        word = tl.load(contexts_ptr + example * WIDTH + j)
+                        tl.atomic_add(in_ptr + word.to(tl.int64) * DIM + cols, h_grad, mask=in_row)
                 total += loss
         tl.store(losses_ptr + program, total)
 

@@ -10,6 +10,9 @@ those very words, decoded from the token-id cache (gensim cuts sentences at 10,0
 so long lines are handed to it in 10,000-word pieces). Speeds are raw words per second of
 training time (corpus words x epochs / seconds in train(), tokenisation and vocabulary
 excluded) with the same word count for both sides. gensim runs with workers = cores.
+Both start from the same initial range: w2v gets model.init_range=1.0, gensim 4's +-1/dim
+(--init-range 0.5 compares at the project's word2vec.c default instead). gensim is told
+total_words, so it decays alpha by words as w2v does.
 Writes compare_gensim.csv and compare_gensim.md to --out.
 """
 from __future__ import annotations

@@ -66,12 +66,35 @@ def test_a_checkpoint_with_pickled_code_is_refused_not_run(tmp_path):
     with pytest.raises(W2VError, match="cannot read checkpoint"):
         load_checkpoint(bad)
     assert not marker.exists()
-    (tmp_path / "junk.pt").write_bytes(os.urandom(1000))
-    with pytest.raises(W2VError, match="cannot read checkpoint"):
-        load_checkpoint(tmp_path / "junk.pt")
+    # Damaged files: random bytes, and a real checkpoint cut short or with bytes flipped. Each
+    # reaches a different corner of the unpickler (IndexError, KeyError, struct.error, ...).
+    rng = np.random.default_rng(0)
+    good = tmp_path / "good.pt"
+    torch.save({"format": "w2v-checkpoint", "tables": {"input": torch.ones(50, 4)}}, good)
+    intact = good.read_bytes()
+    damaged = [rng.bytes(int(rng.integers(1, 2000))) for _ in range(200)]
+    damaged += [b"\x80\x02" + rng.bytes(int(rng.integers(1, 200))) for _ in range(200)]  # pickle header, then junk
+    damaged += [intact[:int(cut)] for cut in rng.integers(1, len(intact), 20)]
+    for _ in range(20):
+        flipped = bytearray(intact)
+        flipped[int(rng.integers(len(flipped)))] ^= 0xFF
+        damaged.append(bytes(flipped))
+    for i, data in enumerate(damaged):
+        (tmp_path / "junk.pt").write_bytes(data)
+        try:
+            load_checkpoint(tmp_path / "junk.pt")
+        except W2VError as exc:
+            assert "checkpoint" in str(exc) and "\n" not in str(exc), (i, str(exc))
+        # a flipped byte inside tensor data still loads: a checkpoint has no checksum
     torch.save({"some": "dict"}, tmp_path / "other.pt")
     with pytest.raises(W2VError, match="not a w2v checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+    from w2v.checkpoint import FORMAT, VERSION
+
+    torch.save({"format": FORMAT, "version": VERSION, "run_key": {}, "loop": {}, "tables": {"input": torch.ones(2)}},
+               tmp_path / "partial.pt")
+    with pytest.raises(W2VError, match="is incomplete"):
+        load_checkpoint(tmp_path / "partial.pt")
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path):

@@ -9,7 +9,6 @@ that needs more than that is refused rather than executed.
 """
 from __future__ import annotations
 
-import pickle
 import re
 import time
 from dataclasses import dataclass
@@ -123,13 +122,21 @@ def load_checkpoint(path: Path) -> dict:
     """Read a checkpoint with weights_only=True (no pickled code runs); one-line error if unusable."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged file reaches any corner of the unpickler
+        # (IndexError, KeyError, struct.error, UnicodeDecodeError, ... besides UnpicklingError);
+        # whatever it is, the file is unusable and the user needs one line, not a traceback.
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise W2VError(f"cannot read checkpoint {path}: {first[:200]}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise W2VError(f"{path} is not a w2v checkpoint")
     if payload.get("version") != VERSION:
         raise W2VError(f"checkpoint {path} has format version {payload.get('version')}, this code reads {VERSION}")
+    tables = payload.get("tables")
+    if not (isinstance(payload.get("run_key"), dict) and isinstance(payload.get("loop"), dict)
+            and isinstance(tables, dict)
+            and all(isinstance(tables.get(name), torch.Tensor) for name in ("input", "output"))):
+        raise W2VError(f"checkpoint {path} is incomplete (needs run_key, loop and both tables); "
+                       "start afresh with overwrite=true")
     return payload
 
 

@@ -122,8 +122,8 @@ class CellFusion(nn.Module):
     Each cell's features and position pass through a layer whose units the question
     scales and shifts (FiLM), so one layer can test a conjunction ("small AND cone").
     Then max pooling answers "is there / what is it" and mean pooling "how many".
-    Position pooling gives, for each unit, the mean position of the cells it fires on:
-    a unit the question tunes to "red cube" reports where the red cube is, so "is A
+    Position pooling gives, for each unit, its activations summed with each cell's x (and
+    y) as weight: a unit the question tunes to "red cube" reports where the red cube is, so "is A
     left of B" becomes a comparison of two such readings that the MLP learns linearly
     (with attention glimpses alone, relation questions stayed near chance on test).
     Besides, `glimpses` attention maps, each with its own question gating, each pick

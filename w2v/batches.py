@@ -51,42 +51,101 @@ class NoiseSampler:
 
 
 @dataclass
+class Carry:
+    """The kept tokens at the end of a chunk cut inside a sentence, handed to the next chunk.
+
+    The first `trained` of them were centres already and are context only next time; the
+    rest (the last `window` kept tokens) wait for the right context the next chunk brings.
+    """
+
+    ids: np.ndarray  # (m,) int64
+    sentence: np.ndarray  # (m,) int64
+    window: np.ndarray  # (m,) int64
+    trained: int
+
+    @classmethod
+    def empty(cls) -> "Carry":
+        return cls(*(np.zeros(0, np.int64) for _ in range(3)), trained=0)
+
+    def to_state(self) -> dict:
+        """Plain lists and ints, for a checkpoint."""
+        return {"ids": self.ids.tolist(), "sentence": self.sentence.tolist(), "window": self.window.tolist(),
+                "trained": self.trained}
+
+    @classmethod
+    def from_state(cls, state: dict | None) -> "Carry":
+        if not state:
+            return cls.empty()
+        return cls(*(np.asarray(state[k], dtype=np.int64) for k in ("ids", "sentence", "window")),
+                   trained=int(state["trained"]))
+
+
+@dataclass
 class Chunk:
-    """A run of whole sentences after subsampling, ready to be cut into examples."""
+    """A run of text after subsampling, ready to be cut into examples.
+
+    Only positions centre_lo..centre_hi-1 are centres; the tokens around them are context
+    carried across a chunk cut inside a long line, so no window is lost at the cut.
+    """
 
     ids: np.ndarray  # (n,) int64 kept tokens, in corpus order
     sentence: np.ndarray  # (n,) int64 sentence number of each token
     window: np.ndarray  # (n,) int64 reduced window of each centre, in [1, window]
     raw_words: int  # corpus words this chunk covers, before subsampling
+    centre_lo: int = 0
+    centre_hi: int | None = None  # None: every position up to the end
+    carry_in: Carry | None = None  # what this chunk started from (a checkpoint stores it)
+
+    def __post_init__(self):
+        if self.centre_hi is None:
+            self.centre_hi = len(self.ids)
+
+    def is_centre(self) -> np.ndarray:
+        """(n,) bool: which positions are centres here."""
+        flags = np.zeros(len(self.ids), dtype=bool)
+        flags[self.centre_lo:self.centre_hi] = True
+        return flags
 
 
 def epoch_chunks(ids: np.ndarray, sentences: np.ndarray, keep_prob: np.ndarray, window: int,
                  rng: np.random.Generator, chunk_tokens: int = 1 << 20,
-                 token_range: tuple[int, int] | None = None) -> Iterator[Chunk]:
+                 token_range: tuple[int, int] | None = None, carry: Carry | None = None) -> Iterator[Chunk]:
     """One epoch over ids[token_range], as chunks of about chunk_tokens raw tokens.
 
-    Chunks end on sentence boundaries, so windows are exact; a sentence longer
-    than chunk_tokens is its own chunk.
+    A chunk ends on a sentence boundary when one lies within chunk_tokens of the target
+    size; otherwise (one long line, text8's shape) it is cut inside the sentence, and the
+    last `window` kept tokens become centres of the next chunk, which also carries the
+    `window` tokens before them as context. Pairs are then exactly those of the uncut
+    line, and memory stays bounded by chunk_tokens whatever the line length.
+    `carry`: where a resumed run left off inside a line.
     """
     lo, hi = token_range if token_range is not None else (0, len(ids))
     pos = lo
+    carry = carry if carry is not None else Carry.empty()
     while pos < hi:
         target = min(hi, pos + chunk_tokens)
-        # Extend to the next sentence boundary at or after target (within range).
+        # Extend to the next sentence boundary at or after target, unless that is far away.
         s = int(np.searchsorted(sentences, target, side="left"))
         end = min(hi, int(sentences[s])) if s < len(sentences) else hi
-        if end <= pos:
-            end = hi
+        if end <= pos or end - target > chunk_tokens:
+            end = target
         raw = np.asarray(ids[pos:end], dtype=np.int64)
         sentence_of = np.searchsorted(sentences, np.arange(pos, end), side="right") - 1
         kept = rng.random(len(raw)) < keep_prob[raw]
         kept_ids = raw[kept]
-        yield Chunk(
-            ids=kept_ids,
-            sentence=sentence_of[kept],
-            window=rng.integers(1, window + 1, size=len(kept_ids)),
-            raw_words=end - pos,
-        )
+        chunk_ids = np.concatenate([carry.ids, kept_ids])
+        chunk_sentence = np.concatenate([carry.sentence, sentence_of[kept]])
+        chunk_window = np.concatenate([carry.window, rng.integers(1, window + 1, size=len(kept_ids))])
+        n = len(chunk_ids)
+        cut_inside = end < hi and int(sentences[np.searchsorted(sentences, end)]) != end
+        centre_hi = max(carry.trained, n - window) if cut_inside else n
+        yield Chunk(ids=chunk_ids, sentence=chunk_sentence, window=chunk_window, raw_words=end - pos,
+                    centre_lo=carry.trained, centre_hi=centre_hi, carry_in=carry)
+        if cut_inside:
+            start = max(0, centre_hi - window)
+            carry = Carry(chunk_ids[start:], chunk_sentence[start:], chunk_window[start:], trained=centre_hi - start)
+        else:
+            carry = Carry.empty()
         pos = end
 
 
@@ -96,13 +155,16 @@ def skipgram_pairs(chunk: Chunk, window: int) -> tuple[np.ndarray, np.ndarray]:
     Pairs are ordered by centre position, so a batch holds consecutive text, as in word2vec.
     """
     n = len(chunk.ids)
+    is_centre = chunk.is_centre()
     centre_pos, context_pos = [], []
     for offset in range(1, window + 1):  # a loop over offsets (<= window), not over words
         left = np.arange(offset, n)
-        ok = (chunk.window[left] >= offset) & (chunk.sentence[left] == chunk.sentence[left - offset])
+        ok = (chunk.window[left] >= offset) & (chunk.sentence[left] == chunk.sentence[left - offset]) \
+            & is_centre[left]
         centre_pos.append(left[ok]); context_pos.append(left[ok] - offset)
         right = np.arange(0, n - offset)
-        ok = (chunk.window[right] >= offset) & (chunk.sentence[right] == chunk.sentence[right + offset])
+        ok = (chunk.window[right] >= offset) & (chunk.sentence[right] == chunk.sentence[right + offset]) \
+            & is_centre[right]
         centre_pos.append(right[ok]); context_pos.append(right[ok] + offset)
     centre_pos = np.concatenate(centre_pos) if centre_pos else np.zeros(0, np.int64)
     context_pos = np.concatenate(context_pos) if context_pos else np.zeros(0, np.int64)
@@ -119,6 +181,6 @@ def cbow_windows(chunk: Chunk, window: int) -> tuple[np.ndarray, np.ndarray, np.
     pos_clipped = np.clip(pos, 0, max(n - 1, 0))
     mask = inside & (np.abs(offsets)[None, :] <= chunk.window[:, None]) \
         & (chunk.sentence[pos_clipped] == chunk.sentence[:, None])
-    has_context = mask.any(axis=1)
+    has_context = mask.any(axis=1) & chunk.is_centre()
     contexts = np.where(mask, chunk.ids[pos_clipped], 0)
     return chunk.ids[has_context], contexts[has_context], mask[has_context]

@@ -224,7 +224,7 @@ class FusedBackend(nn.Module):
             seed = (self.seed * 1_000_003 + self._chunks_done) * 0x9E3779B97F4A7C15
             return kernel.train_chunk(model_name == "cbow", self.input_table, self.output_table, chunk.ids,
                                       chunk.sentence, chunk.window, negative, self._alias, lr_from, lr_to,
-                                      seed, torch.get_num_threads())
+                                      seed, torch.get_num_threads(), centres=(chunk.centre_lo, chunk.centre_hi))
         if self.input_table.device.type != "cpu":
             with torch.no_grad():
                 return self._train_chunk_torch(model_name, window, negative, chunk, lr_from, lr_to)
@@ -260,6 +260,8 @@ class FusedBackend(nn.Module):
         ids, sentence, reduced = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(device, non_blocking=True)
                                   for a in (chunk.ids, chunk.sentence, chunk.window))
         contexts, valid = window_grid(ids, sentence, reduced, window)
+        valid[:chunk.centre_lo] = False  # context carried across a cut: trained in the chunk before
+        valid[chunk.centre_hi:] = False  # waits for its right context in the next chunk
         if model_name == "skipgram":  # one pair per valid cell, in text order (row-major)
             centres = ids.unsqueeze(1).expand_as(contexts)[valid]
             contexts, mask = contexts[valid], None

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .batches import Chunk, NoiseSampler, cbow_windows, epoch_chunks, keep_probability, skipgram_pairs
+from .batches import Carry, Chunk, NoiseSampler, cbow_windows, epoch_chunks, keep_probability, skipgram_pairs
 from .checkpoint import Checkpointing
 from .config import RunConfig
 from .distributed import DataParallelStep, World
@@ -95,12 +95,13 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
     lo, hi = token_range if token_range is not None else (0, len(ids))
     total_words = max(1, int(world.gather_ints([hi - lo])[:, 0].sum()) * train_cfg.epochs)
 
-    stats, start_epoch, skip_steps, words_done, pos = TrainStats(), 0, 0, 0, lo
+    stats, start_epoch, skip_steps, words_done, pos, carry = TrainStats(), 0, 0, 0, lo, None
     if resume is not None:
         stats = TrainStats(**resume["stats"])
         start_epoch, skip_steps, words_done = resume["epoch"], resume["batches_done"], resume["global_words"]
         mine = resume["ranks"][world.rank]
         pos = mine["chunk_pos"]
+        carry = Carry.from_state(mine.get("carry"))  # a stop inside a long line
         rng.bit_generator.state = mine["rng_state"]
         generator.set_state(mine["generator_state"])
         if mine.get("backend") is not None and hasattr(backend, "load_loop_state"):
@@ -134,7 +135,8 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
     try:
         for epoch in range(start_epoch, train_cfg.epochs):
             chunks = epoch_chunks(ids, sentences, keep, model.window, rng, token_range=(pos, hi),
-                                  chunk_tokens=getattr(backend, "chunk_tokens", 1 << 20))
+                                  chunk_tokens=getattr(backend, "chunk_tokens", 1 << 20), carry=carry)
+            carry = None
 
             def expand_next(chunks=chunks):
                 rng_state = rng.bit_generator.state  # a fresh dict: where this chunk's draws start
@@ -192,6 +194,7 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
                         save_started = time.perf_counter()
                         stats.train_seconds = seconds_before + save_started - started - saving_seconds
                         mine = {"chunk_pos": pos, "rng_state": rng_state, "generator_state": generator_state,
+                                "carry": chunk.carry_in.to_state() if chunk is not None and chunk.carry_in else None,
                                 "backend": backend.loop_state() if hasattr(backend, "loop_state") else None}
                         checkpointing.save({"epoch": epoch, "batches_done": k + 1, "global_words": words_done,
                                             "stats": {**asdict(stats), "interrupted": None},

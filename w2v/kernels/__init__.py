@@ -112,7 +112,8 @@ class SgnsKernel:
         self.lib = lib
         lib.w2v_init_tables.argtypes, lib.w2v_init_tables.restype = [], None
         lib.w2v_build_alias.argtypes, lib.w2v_build_alias.restype = [_ptr, _i64, _ptr, _ptr], _int
-        lib.w2v_train_chunk.argtypes = [_int, _ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64, _i64, _ptr, _ptr, _i64,
+        lib.w2v_train_chunk.argtypes = [_int, _ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, _ptr, _ptr,
+                                        _i64,
                                         _f32, _f32, ctypes.c_uint64, _int, ctypes.POINTER(_f64),
                                         ctypes.POINTER(_i64)]
         lib.w2v_train_chunk.restype = _int
@@ -140,16 +141,22 @@ class SgnsKernel:
     def train_chunk(self, cbow: bool, in_table: torch.Tensor, out_table: torch.Tensor, ids: np.ndarray,
                     sentence: np.ndarray, window: np.ndarray, negative: int,
                     alias_table: tuple[np.ndarray, np.ndarray], lr_from: float, lr_to: float, seed: int,
-                    threads: int) -> tuple[float, int]:
-        """Train every centre of a chunk in place; returns (summed loss, examples)."""
+                    threads: int, centres: tuple[int, int] | None = None) -> tuple[float, int]:
+        """Train the centres[0]..centres[1]-1 of a chunk (default: all) in place; returns (summed loss, examples).
+
+        Tokens outside `centres` serve only as context (a window carried across a chunk cut).
+        """
         ids, sentence, window = (np.ascontiguousarray(a, dtype=np.int64) for a in (ids, sentence, window))
+        centre_lo, centre_hi = centres if centres is not None else (0, len(ids))
         threshold, alias = alias_table
         loss, examples = _f64(), _i64()
         status = self.lib.w2v_train_chunk(int(cbow), in_table.data_ptr(), out_table.data_ptr(), in_table.shape[1],
                                           ids.ctypes.data, sentence.ctypes.data, window.ctypes.data, len(ids),
-                                          negative, threshold.ctypes.data, alias.ctypes.data, len(threshold),
+                                          centre_lo, centre_hi, negative, threshold.ctypes.data, alias.ctypes.data, len(threshold),
                                           lr_from, lr_to, seed & (2**64 - 1), threads, ctypes.byref(loss),
                                           ctypes.byref(examples))
+        if status == -3:
+            raise ValueError(f"centre range {centres} outside a chunk of {len(ids)} tokens")
         if status == -2:
             raise ValueError(f"the C kernel takes at most {MAX_NEGATIVE} negatives, got {negative}")
         if status:

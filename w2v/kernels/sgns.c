@@ -166,7 +166,9 @@ static inline int64_t *take_ahead(NoiseAhead *ahead, const Noise *noise, uint64_
 typedef struct {
     int cbow;
     float *in, *out;
-    int64_t dim, negative, n;
+    int64_t dim, negative, n;        /* n tokens in the chunk: centres and their contexts */
+    int64_t centre_lo, centre_hi;    /* only these positions are centres; the rest are context carried
+                                        across a chunk cut inside a long line */
     int64_t *next_block; /* shared: the first centre nobody has claimed yet */
     const int64_t *ids, *sentence, *window;
     Noise noise;
@@ -190,13 +192,15 @@ static void *run_job(void *arg) {
     draw_ahead(&ahead, &job->noise, &state, job->out, dim, negative);
     double loss = 0.0;
     int64_t examples = 0;
-    float lr_slope = (job->lr_to - job->lr_from) / (float)n;
+    int64_t centre_hi = job->centre_hi;
+    float lr_slope = (job->lr_to - job->lr_from) / (float)(centre_hi - job->centre_lo);
     for (;;) {
     int64_t lo = __atomic_fetch_add(job->next_block, BLOCK, __ATOMIC_RELAXED);
-    if (lo >= n) break;
-    int64_t hi = lo + BLOCK < n ? lo + BLOCK : n;
+    if (lo >= centre_hi) break;
+    int64_t hi = lo + BLOCK < centre_hi ? lo + BLOCK : centre_hi;
     for (int64_t i = lo; i < hi; i++) {
-        float lr = job->lr_from + lr_slope * (float)i; /* linear in the centre's place in the chunk */
+        /* linear in the centre's place in the chunk */
+        float lr = job->lr_from + lr_slope * (float)(i - job->centre_lo);
         int64_t b = job->window[i], sentence = job->sentence[i];
         int64_t first = i - b < 0 ? 0 : i - b, last = i + b >= n ? n - 1 : i + b;
         /* Text is read in order: fetch the rows the next centre will need. */
@@ -240,22 +244,25 @@ static void *run_job(void *arg) {
 
 #define MAX_THREADS 256
 
-/* Train a whole chunk: lr goes linearly from lr_from (first centre) to lr_to (last centre).
+/* Train the centres [centre_lo, centre_hi) of a chunk of n tokens (contexts may lie anywhere in
+   [0, n)): lr goes linearly from lr_from (first centre) to lr_to (last centre).
    Writes the summed loss and the example count (pairs, or CBOW windows). Returns 0 on success. */
 int w2v_train_chunk(int cbow, float *in, float *out, int64_t dim, const int64_t *ids, const int64_t *sentence,
-                    const int64_t *window, int64_t n, int64_t negative, const uint32_t *threshold,
+                    const int64_t *window, int64_t n, int64_t centre_lo, int64_t centre_hi, int64_t negative,
+                    const uint32_t *threshold,
                     const int32_t *alias, int64_t vocab, float lr_from, float lr_to, uint64_t seed, int threads,
                     double *loss_out, int64_t *examples_out) {
     if (negative > MAX_NEGATIVE_AHEAD) return -2; /* the caller uses the torch path instead */
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
-    if (n < 4L * BLOCK * threads) threads = 1; /* not worth a thread */
-    int64_t next_block = 0;
+    if (centre_lo < 0 || centre_hi > n || centre_lo > centre_hi) return -3;
+    if (centre_hi - centre_lo < 4L * BLOCK * threads) threads = 1; /* not worth a thread */
+    int64_t next_block = centre_lo;
     Job jobs[MAX_THREADS];
     pthread_t handles[MAX_THREADS];
     int started[MAX_THREADS] = {0};
     for (int t = 0; t < threads; t++) {
-        Job job = {cbow, in, out, dim, negative, n, &next_block, ids, sentence, window, {threshold, alias, vocab},
+        Job job = {cbow, in, out, dim, negative, n, centre_lo, centre_hi, &next_block, ids, sentence, window, {threshold, alias, vocab},
                    lr_from, lr_to, seed + 0x632BE59BD9B4E019ull * (uint64_t)(t + 1), 0.0, 0, 0};
         jobs[t] = job;
     }

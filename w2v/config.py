@@ -52,6 +52,7 @@ class VocabConfig:
     min_count: int = 5
     max_size: int | None = None
     sample: float = 1e-3
+    pre_tokenizer: str = "punct"  # punct: words and punctuation runs (HF Whitespace); whitespace: split on spaces
 
 
 @dataclass
@@ -138,7 +139,10 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
 
     vocab = VocabConfig(min_count=_int(v, "min_count", "vocab", 1),
                         max_size=_int(v, "max_size", "vocab", 1, optional=True),
-                        sample=_float(v, "sample", "vocab"))
+                        sample=_float(v, "sample", "vocab"),
+                        pre_tokenizer=str(v.get("pre_tokenizer", VocabConfig.pre_tokenizer)))
+    if vocab.pre_tokenizer not in ("punct", "whitespace"):
+        raise W2VError(f"vocab.pre_tokenizer must be punct or whitespace, got {vocab.pre_tokenizer!r}")
     if vocab.sample < 0:
         raise W2VError(f"vocab.sample must be >= 0 (0 disables subsampling), got {vocab.sample}")
 

@@ -1,7 +1,14 @@
 """Text sources: local files, a hub dataset, or the sample shipped in gensim.
 
-Everything is read through HF `datasets` in streaming mode, so a corpus of any
-size passes through in bounded memory, a batch of lines at a time.
+Every source is read as a stream of text blocks of about a megabyte (`text_blocks`),
+so a corpus of any size, and any line length, passes through in bounded memory.
+- Local files (plain, .gz, .bz2) are read here in binary blocks cut after an ASCII
+  space or line end, never inside a word or a UTF-8 character. HF `datasets`' text
+  loader would hold each whole line in memory (a one-line corpus at once) and
+  builds a Python string per line, so it is not used for local files.
+- Hub datasets stream through HF `datasets`, their rows joined into blocks.
+In a block, '\n' ends a line (a sentence: windows never cross it); a block may end
+inside a line, which the next block continues.
 """
 from __future__ import annotations
 
@@ -145,6 +152,69 @@ class Corpus:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise W2VError(f"cannot load {where}: {first_line}") from exc
 
+    def total_bytes(self) -> int | None:
+        """Bytes on disk of the files (compressed where they are), None for a hub dataset."""
+        return sum(os.stat(p).st_size for p in self.paths) if self.kind != "hub" else None
+
+    def text_blocks(self, block_bytes: int = 1 << 20, on_bytes=None) -> Iterator[str]:
+        """The corpus as blocks of text of about block_bytes; '\n' ends every line, the last one too.
+
+        on_bytes(n): called with the bytes read from disk so far, for a progress bar.
+        """
+        self.replaced_chars = 0
+        lines_left = [self.max_lines]  # shared by all files, as one corpus
+        if self.kind == "hub":
+            blocks = self._hub_blocks(block_bytes)
+        else:
+            blocks = (block for path in self.paths for block in self._file_blocks(path, block_bytes, on_bytes))
+        for block in blocks:
+            if lines_left[0] is not None:
+                block, lines_left[0] = _first_lines(block, lines_left[0])
+            self.replaced_chars += block.count(REPLACEMENT_CHAR)
+            if block:
+                yield block
+            if lines_left[0] == 0:
+                return
+
+    def _file_blocks(self, path: Path, block_bytes: int, on_bytes) -> Iterator[str]:
+        opener = {".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix, open)
+        done_before = sum(os.stat(p).st_size for p in self.paths[:self.paths.index(path)])
+        try:
+            with open(path, "rb") as raw, (opener(raw, "rb") if opener is not open else raw) as f:
+                rest, last = b"", b"\n"
+                while True:
+                    data = f.read(block_bytes)
+                    if on_bytes is not None:
+                        on_bytes(done_before + raw.tell())
+                    if not data:
+                        break
+                    data = rest + data
+                    cut = _cut_point(data, force=len(data) >= 16 * block_bytes)
+                    rest = data[cut:]
+                    if cut:
+                        last = data[cut - 1:cut]
+                        yield data[:cut].decode("utf-8", errors="replace")
+                if rest:
+                    last = rest[-1:]
+                    yield rest.decode("utf-8", errors="replace")
+                if last != b"\n":
+                    yield "\n"  # a file's last line ends with the file
+        except (OSError, EOFError, zlib.error) as exc:  # EOFError: a truncated .gz/.bz2
+            raise W2VError(f"cannot read corpus {path}: {exc}") from exc
+
+    def _hub_blocks(self, block_bytes: int) -> Iterator[str]:
+        lines, size = [], 0
+        for batch in self.line_batches():
+            for line in batch:
+                # A row may hold several lines; each ends a sentence, as in a file.
+                lines.append(line)
+                size += len(line)
+                if size >= block_bytes:
+                    yield "\n".join(lines) + "\n"
+                    lines, size = [], 0
+        if lines:
+            yield "\n".join(lines) + "\n"
+
     def line_batches(self, batch_lines: int = 2000) -> Iterator[list[str]]:
         """Yield lists of raw text lines, streaming; counts replacement characters as it goes."""
         ds = self._dataset()
@@ -165,6 +235,34 @@ class Corpus:
             raise W2VError(f"hub dataset has no column {self.hub.column!r}; set data.column") from exc
         except (OSError, ConnectionError, EOFError, zlib.error) as exc:  # EOFError: a truncated .gz/.bz2
             raise W2VError(f"cannot read corpus: {exc}") from exc
+
+
+def _cut_point(data: bytes, force: bool) -> int:
+    """Where to end a block: after its last line end, else after its last ASCII space or tab
+    (inside a long line, between words). With neither, 0 (read on), unless force: then at the
+    last UTF-8 character boundary, which may split a word of 16 blocks without a space."""
+    cut = data.rfind(b"\n") + 1
+    if cut == 0:
+        cut = max(data.rfind(b" "), data.rfind(b"\t"), data.rfind(b"\r")) + 1
+    if cut == 0 and force:
+        cut = len(data)
+        while cut > 0 and data[cut - 1] & 0xC0 == 0x80:  # back over continuation bytes
+            cut -= 1
+        if cut > 0 and data[cut - 1] >= 0xC0:  # and the lead byte of that character
+            cut -= 1
+        cut = cut or len(data)
+    return cut
+
+
+def _first_lines(block: str, wanted: int) -> tuple[str, int]:
+    """(the part of block holding at most `wanted` line ends, how many are still wanted after it)."""
+    ends = block.count("\n")
+    if ends < wanted:
+        return block, wanted - ends
+    cut = -1
+    for _ in range(wanted):
+        cut = block.index("\n", cut + 1)
+    return block[:cut + 1], 0
 
 
 def open_corpus(cfg: DataConfig, cache_dir: Path) -> Corpus:

@@ -1,7 +1,11 @@
 """The encoded corpus on disk: a memory-mapped int32 id array, cached by content hash.
 
+Built by one pass over the text (w2v/encode.py): words are numbered as they come,
+counted with one bincount, and the vocabulary (min_count, max_size, most frequent
+first) is chosen from those counts; then the ids are mapped to the vocabulary's.
+
 Layout of one cache entry (a folder named by the hash of corpus + tokenizer settings):
-  tokenizer.json   the trained vocabulary
+  tokenizer.json   the vocabulary, as an HF tokenizer (same ids for any text)
   ids.int32        every in-vocabulary token of the corpus, in order (UNK dropped,
                    as gensim drops words below min_count before windowing)
   sentences.npy    int64 offsets: sentence s is ids[sentences[s]:sentences[s+1]]
@@ -17,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +31,8 @@ from tqdm import tqdm
 
 from .config import VocabConfig, W2VError
 from .corpus import Corpus
-from .vocab import TOKENIZER_VERSION, UNK, train_tokenizer
+from .encode import LINE_END_ID, number_corpus, write_final_ids
+from .vocab import TOKENIZER_VERSION, tokenizer_for_words
 
 
 @dataclass
@@ -45,66 +51,83 @@ class TokenIds:
 
 
 def cache_key(corpus: Corpus, vocab: VocabConfig) -> str:
-    h = hashlib.sha256(f"{corpus.fingerprint()}|{vocab.min_count}|{vocab.max_size}|v{TOKENIZER_VERSION}".encode())
+    h = hashlib.sha256(f"{corpus.fingerprint()}|{vocab.min_count}|{vocab.max_size}|{vocab.pre_tokenizer}"
+                       f"|v{TOKENIZER_VERSION}".encode())
     return h.hexdigest()[:20]
 
 
-def _encode_to_disk(corpus: Corpus, tokenizer: Tokenizer, folder: Path, show_progress: bool) -> dict:
-    unk_id = tokenizer.token_to_id(UNK)
-    vocab_size = tokenizer.get_vocab_size()
-    counts = np.zeros(vocab_size, dtype=np.int64)
-    sentence_lengths: list[int] = []
-    n_tokens = 0
-    with open(folder / "ids.int32", "wb") as out, \
-            tqdm(desc="encoding", unit=" lines", disable=not show_progress, leave=False) as bar:
-        for lines in corpus.line_batches():
-            for enc in tokenizer.encode_batch(lines, add_special_tokens=False):
-                ids = np.asarray(enc.ids, dtype=np.int32)
-                ids = ids[ids != unk_id]
-                if len(ids) == 0:
-                    continue
-                out.write(ids.tobytes())
-                counts += np.bincount(ids, minlength=vocab_size)
-                sentence_lengths.append(len(ids))
-                n_tokens += len(ids)
-            bar.update(len(lines))
-    sentences = np.zeros(len(sentence_lengths) + 1, dtype=np.int64)
-    np.cumsum(sentence_lengths, out=sentences[1:])
+def choose_vocabulary(counts: np.ndarray, min_count: int, max_size: int | None) -> np.ndarray:
+    """Provisional ids of the vocabulary, most frequent first (ties: first seen first).
+
+    counts: (n,) int64 per provisional id; id 0 (line ends) never qualifies.
+    """
+    candidates = np.flatnonzero(counts >= min_count)
+    candidates = candidates[candidates != LINE_END_ID]
+    order = candidates[np.argsort(-counts[candidates], kind="stable")]
+    return order[:max_size] if max_size else order
+
+
+def _encode_to_disk(corpus: Corpus, vocab: VocabConfig, folder: Path, show_progress: bool, workers: int | None,
+                    block_bytes: int) -> tuple[dict, Tokenizer]:
+    """The one text pass (w2v/encode.py), then the vocabulary and the final ids, into folder."""
+    total = corpus.total_bytes()
+    with tqdm(desc="reading corpus", total=total, unit="B", unit_scale=True, disable=not show_progress,
+              leave=False) as bar:
+        blocks = corpus.text_blocks(block_bytes, on_bytes=lambda done: bar.update(done - bar.n))
+        provisional = number_corpus(blocks, folder / "provisional.int32", vocab.pre_tokenizer, workers=workers,
+                                    total_bytes=total)
+    try:
+        if provisional.counts[1:].sum() == 0:
+            raise W2VError("the corpus is empty or whitespace-only; give a text file with words in it")
+        chosen = choose_vocabulary(provisional.counts, vocab.min_count, vocab.max_size)
+        if len(chosen) == 0:
+            raise W2VError(f"no word occurs at least vocab.min_count={vocab.min_count} times; "
+                           f"lower vocab.min_count or give a larger corpus")
+        final_of = np.full(len(provisional.words), -1, dtype=np.int32)
+        final_of[chosen] = np.arange(1, len(chosen) + 1, dtype=np.int32)  # id 0 is [UNK]
+        sentences = write_final_ids(provisional, final_of, folder / "ids.int32")
+    finally:
+        provisional.path.unlink(missing_ok=True)
+    counts = np.concatenate([[0], provisional.counts[chosen]]).astype(np.int64)
+    tokenizer = tokenizer_for_words([provisional.words[i] for i in chosen], vocab.pre_tokenizer)
     np.save(folder / "sentences.npy", sentences)
     np.save(folder / "counts.npy", counts)
-    return {"tokens": int(n_tokens), "sentences": len(sentence_lengths), "vocab_size": int(vocab_size),
-            "replaced_chars": int(corpus.replaced_chars)}
+    meta = {"tokens": int(sentences[-1]), "sentences": len(sentences) - 1, "vocab_size": len(chosen) + 1,
+            "replaced_chars": int(corpus.replaced_chars), "pre_tokenizer": vocab.pre_tokenizer}
+    return meta, tokenizer
 
 
 def load_or_build(corpus: Corpus, vocab: VocabConfig, cache_dir: Path, show_progress: bool = True,
-                  log=print) -> TokenIds:
-    """Tokenise and encode the corpus once; later runs with the same inputs reuse the cache."""
+                  log=print, workers: int | None = None, block_bytes: int = 1 << 20) -> TokenIds:
+    """Tokenise and encode the corpus once; later runs with the same inputs reuse the cache.
+
+    workers: processes splitting text (None: one per core, one for a corpus under 8 MB).
+    """
     folder = cache_dir / f"ids-{cache_key(corpus, vocab)}"
     hit = (folder / "meta.json").exists()
     if hit:
         log(f"token-id cache hit ({folder}): skipping tokenisation")
     else:
-        log("training the vocabulary (pass 1/2) ...")
-        tokenizer = train_tokenizer(corpus.line_batches(), vocab.min_count, vocab.max_size)
-        if tokenizer.get_vocab_size() <= 1:
-            if corpus.replaced_chars == 0 and _is_blank(corpus):
-                raise W2VError("the corpus is empty or whitespace-only; give a text file with words in it")
-            raise W2VError(f"no word occurs at least vocab.min_count={vocab.min_count} times; "
-                           f"lower vocab.min_count or give a larger corpus")
-        log(f"vocabulary: {tokenizer.get_vocab_size() - 1} words; encoding the corpus (pass 2/2) ...")
+        log("reading the corpus: vocabulary and token ids in one pass ...")
+        started = time.perf_counter()
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".ids-", dir=cache_dir))
         try:
+            meta, tokenizer = _encode_to_disk(corpus, vocab, tmp, show_progress, workers, block_bytes)
             tokenizer.save(str(tmp / "tokenizer.json"))
-            meta = _encode_to_disk(corpus, tokenizer, tmp, show_progress)
             (tmp / "meta.json").write_text(json.dumps(meta))
-            if folder.exists():  # a concurrent run finished first; theirs is as good as ours
-                shutil.rmtree(tmp)
-            else:
+            try:
                 os.replace(tmp, folder)
+            except OSError:
+                if not (folder / "meta.json").exists():
+                    raise
+                shutil.rmtree(tmp)  # a concurrent run finished the same entry first; theirs is as good
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        seconds = time.perf_counter() - started
+        log(f"encoded {meta['tokens']:,} in-vocabulary tokens in {seconds:.1f}s; vocabulary "
+            f"{meta['vocab_size'] - 1:,} words")
     meta = json.loads((folder / "meta.json").read_text())
     if meta["tokens"] == 0:
         raise W2VError("the corpus has no in-vocabulary tokens; give a larger corpus or lower vocab.min_count")
@@ -118,10 +141,3 @@ def load_or_build(corpus: Corpus, vocab: VocabConfig, cache_dir: Path, show_prog
         replaced_chars=meta["replaced_chars"],
         cache_hit=hit,
     )
-
-
-def _is_blank(corpus: Corpus) -> bool:
-    for lines in corpus.line_batches():
-        if any(line.strip() for line in lines):
-            return False
-    return True

@@ -1,7 +1,11 @@
 """Word-level vocabulary with HF `tokenizers`.
 
-The tokenizer is a WordLevel model with NFKC + lowercase normalisation and a
-whitespace/punctuation pre-tokenizer. Control, format and separator characters
+The tokenizer is a WordLevel model with NFKC + lowercase normalisation and one of two
+pre-tokenizers (vocab.pre_tokenizer): `punct`, HF `Whitespace` (words and runs of
+punctuation: "don't" -> don ' t), or `whitespace`, HF `WhitespaceSplit` (split on spaces
+only, as word2vec.c and gensim do). The corpus itself is split by w2v/words.py, which
+follows the same rules at corpus speed; the tokenizer saved beside the vectors gives
+the same ids for any text. Control, format and separator characters
 (NUL, zero-width space, U+2028, ...) and the U+FFFD left by undecodable bytes
 all become plain spaces first, so no token can contain whitespace or an
 invisible character, which the word2vec file format could not hold.
@@ -17,26 +21,39 @@ SPECIAL_TOKENS = [UNK]
 # The trainer silently caps the vocabulary at 30,000 unless told otherwise;
 # "no cap" must therefore be said with an explicit, huge size.
 UNCAPPED_VOCAB = 2**31 - 1
-# Bump when normalisation or pre-tokenisation changes: it keys the id cache.
-TOKENIZER_VERSION = 2
+# Bump when normalisation, pre-tokenisation or line splitting changes: it keys the id cache.
+TOKENIZER_VERSION = 3
 
 
-def new_tokenizer() -> Tokenizer:
-    """An untrained tokenizer with this project's normalisation and pre-tokenisation."""
+def new_tokenizer(pre_tokenizer: str = "punct") -> Tokenizer:
+    """An untrained tokenizer with this project's normalisation and the given pre-tokenisation."""
     tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
     tokenizer.normalizer = normalizers.Sequence([
         normalizers.NFKC(),
         normalizers.Lowercase(),
         normalizers.Replace(Regex(r"[\p{C}\p{Z}\s\x{FFFD}]+"), " "),
     ])
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.pre_tokenizer = (pre_tokenizers.WhitespaceSplit() if pre_tokenizer == "whitespace"
+                               else pre_tokenizers.Whitespace())
+    return tokenizer
+
+
+def tokenizer_for_words(words: list[str], pre_tokenizer: str = "punct") -> Tokenizer:
+    """A WordLevel tokenizer whose id i + 1 is words[i] (id 0 is [UNK])."""
+    tokenizer = new_tokenizer(pre_tokenizer)
+    vocab = {UNK: 0, **{word: i + 1 for i, word in enumerate(words)}}
+    tokenizer.model = models.WordLevel(vocab, unk_token=UNK)
+    tokenizer.add_special_tokens([UNK])
     return tokenizer
 
 
 def train_tokenizer(line_batches: Iterable[list[str]], min_count: int, max_size: int | None,
-                    show_progress: bool = False) -> Tokenizer:
-    """Train the WordLevel vocabulary: words seen >= min_count times, at most max_size of them."""
-    tokenizer = new_tokenizer()
+                    show_progress: bool = False, pre_tokenizer: str = "punct") -> Tokenizer:
+    """Train the WordLevel vocabulary with HF's trainer: words seen >= min_count times, at most max_size.
+
+    The reference for w2v/encode.py's one-pass vocabulary, and for small word lists.
+    """
+    tokenizer = new_tokenizer(pre_tokenizer)
     trainer = trainers.WordLevelTrainer(
         vocab_size=(max_size + len(SPECIAL_TOKENS)) if max_size else UNCAPPED_VOCAB,
         min_frequency=min_count,

@@ -1,0 +1,146 @@
+"""One pass over the corpus text: blocks -> words -> ids, counted, in worker processes.
+
+Worker processes split blocks of text into words (w2v/words.py) and number the words
+in the order they first see them. The main process reads the corpus, maps each
+worker's numbers into one numbering of its own ("provisional ids", first seen first)
+and appends them to a file, line ends included (as LINE_END_ID). Nothing is done per
+line in Python and nothing grows with the line length, so a corpus that is one 100M-word
+line passes in the same memory as one of short lines.
+
+Afterwards one bincount over the file gives every word's count; the vocabulary is chosen
+from those counts (w2v/token_ids.py), and a numpy pass maps provisional ids to final ones.
+The vocabulary pass and the encoding pass of a two-pass design are thus one text pass.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .words import LINE_END, split_block
+
+LINE_END_ID = 0
+# Below this many bytes of text, starting worker processes costs more than it saves.
+PARALLEL_MIN_BYTES = 8 << 20
+
+_index: dict[str, int] = {}  # a worker's own numbering of the words it has seen
+_words: list[str] = []
+_pre_tokenizer = "punct"
+
+
+def _start_worker(pre_tokenizer: str) -> None:
+    global _index, _words, _pre_tokenizer
+    _index, _words, _pre_tokenizer = {LINE_END: LINE_END_ID}, [LINE_END], pre_tokenizer
+
+
+def _number_block(block: str) -> tuple[int, np.ndarray, list[str]]:
+    """(worker id, the block's words as this worker's numbers (int32), words first seen in this block)."""
+    words = split_block(block, _pre_tokenizer)
+    first_new = len(_words)
+    for word in dict.fromkeys(words):  # one dict probe per distinct word of the block
+        if word not in _index:
+            _index[word] = len(_words)
+            _words.append(word)
+    numbers = np.fromiter(map(_index.__getitem__, words), dtype=np.int32, count=len(words))
+    return os.getpid(), numbers, _words[first_new:]
+
+
+@dataclass
+class ProvisionalIds:
+    """The result of the pass: ids in first-seen numbering, on disk."""
+
+    path: Path  # int32 ids, LINE_END_ID after every line
+    words: list[str]  # provisional id -> word (words[0] is LINE_END)
+    counts: np.ndarray  # (len(words),) int64 occurrences of each word (LINE_END: lines)
+    tokens: int  # entries in the file, line ends included
+
+
+class _Numbering:
+    """The main process's numbering, and one translation array per worker."""
+
+    def __init__(self):
+        self.index: dict[str, int] = {LINE_END: LINE_END_ID}
+        self.words: list[str] = [LINE_END]
+        self.translate: dict[int, np.ndarray] = {}
+
+    def add(self, worker: int, numbers: np.ndarray, new_words: list[str]) -> np.ndarray:
+        """The worker's numbers in this numbering (int32)."""
+        table = self.translate.get(worker, np.array([LINE_END_ID], dtype=np.int32))
+        if new_words:
+            ids = []
+            for word in new_words:
+                if word not in self.index:
+                    self.index[word] = len(self.words)
+                    self.words.append(word)
+                ids.append(self.index[word])
+            table = np.concatenate([table, np.asarray(ids, dtype=np.int32)])
+        self.translate[worker] = table
+        return table[numbers]
+
+
+def number_corpus(blocks: Iterable[str], out_path: Path, pre_tokenizer: str = "punct",
+                  workers: int | None = None, total_bytes: int | None = None) -> ProvisionalIds:
+    """Split and number every block into out_path; workers=None chooses by corpus size and cores."""
+    if workers is None:
+        workers = os.cpu_count() or 1
+        if total_bytes is not None and total_bytes < PARALLEL_MIN_BYTES:
+            workers = 1
+    numbering = _Numbering()
+    tokens = 0
+    with open(out_path, "wb") as out:
+        for worker, numbers, new_words in _numbered(blocks, pre_tokenizer, workers):
+            ids = numbering.add(worker, numbers, new_words)
+            out.write(ids.tobytes())
+            tokens += len(ids)
+    counts = count_ids(np.memmap(out_path, dtype=np.int32, mode="r", shape=(tokens,)) if tokens
+                       else np.zeros(0, np.int32), len(numbering.words))
+    return ProvisionalIds(path=out_path, words=numbering.words, counts=counts, tokens=tokens)
+
+
+def _numbered(blocks: Iterable[str], pre_tokenizer: str, workers: int) -> Iterator[tuple[int, np.ndarray, list[str]]]:
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        _start_worker(pre_tokenizer)
+        yield from map(_number_block, blocks)
+        return
+    # fork: the workers need nothing but this module, and start in milliseconds.
+    with multiprocessing.get_context("fork").Pool(workers, _start_worker, (pre_tokenizer,)) as pool:
+        # imap keeps the blocks in corpus order; a few blocks in flight per worker keep it busy.
+        yield from pool.imap(_number_block, blocks, chunksize=1)
+
+
+def count_ids(ids: np.ndarray, size: int, piece: int = 1 << 26) -> np.ndarray:
+    """(size,) int64 occurrences of each id: one bincount per piece of 64M ids, O(tokens + size)."""
+    counts = np.zeros(size, dtype=np.int64)
+    for start in range(0, len(ids), piece):
+        counts += np.bincount(ids[start:start + piece], minlength=size)
+    return counts
+
+
+def write_final_ids(provisional: ProvisionalIds, final_of: np.ndarray, ids_path: Path,
+                    piece: int = 1 << 24) -> np.ndarray:
+    """Map provisional ids to final ones into ids_path, dropping ids mapped to < 0 (rare words).
+
+    final_of: (len(words),) int32 final id of each provisional id, -1 to drop it.
+    Returns the sentence offsets (int64): sentence s is ids[offsets[s]:offsets[s+1]], empty lines dropped.
+    """
+    source = np.memmap(provisional.path, dtype=np.int32, mode="r", shape=(provisional.tokens,)) \
+        if provisional.tokens else np.zeros(0, np.int32)
+    ends, written = [np.zeros(1, np.int64)], 0
+    with open(ids_path, "wb") as out:
+        for start in range(0, len(source), piece):
+            part = source[start:start + piece]
+            mapped = final_of[part]
+            kept = mapped >= 0
+            # A line ends after the kept words before its LINE_END.
+            kept_before = np.cumsum(kept, dtype=np.int64)
+            ends.append(written + kept_before[part == LINE_END_ID])
+            out.write(mapped[kept].astype(np.int32).tobytes())
+            written += int(kept_before[-1]) if len(kept_before) else 0
+    ends.append(np.array([written], np.int64))  # a last line without a line end
+    offsets = np.concatenate(ends)
+    # Offsets only grow; equal neighbours are lines with no kept word.
+    return offsets[np.concatenate([[True], np.diff(offsets) > 0])]

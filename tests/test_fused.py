@@ -231,3 +231,106 @@ def test_a_failing_triton_kernel_falls_back_to_the_torch_steps(monkeypatch, capl
     assert torch.equal(falling_back.input_weights(), reference.input_weights())
     assert torch.equal(falling_back.output_weights(), reference.output_weights())
     assert not torch.equal(reference.input_weights(), tables()[0])
+
+
+# -- the production C path (w2v_train_chunk / run_job) against a literal Python reference -------
+
+THREAD0_SEED_STEP = 0x632BE59BD9B4E019  # sgns.c: thread t's stream starts at seed + step * (t + 1)
+
+
+def reference_chunk(model: str, inp: np.ndarray, out: np.ndarray, ids, sentence, window, centres: tuple[int, int],
+                    draws: np.ndarray, negative: int, lr_from: float, lr_to: float, *, lr_decay: bool = True,
+                    sentence_bounds: bool = True, centre_range: bool = True, draw_offset: int = 0,
+                    add_back: bool = True) -> tuple[float, int]:
+    """word2vec's per-example SGD over one chunk, written out in float64 loops (no shared code with sgns.c).
+
+    Every centre in `centres` in text order, lr linear in its place among them; skip-gram: the centre's
+    input row predicts each context in its reduced window and sentence; CBOW: the context mean predicts
+    the centre and every context row gets the full error back. Example e takes draws[e*K:(e+1)*K] as
+    its negatives (the kernel's stream, read one example ahead). Keyword switches turn one feature off,
+    to show the comparison would catch its absence. Updates inp and out in place; returns (loss, examples).
+    """
+    def sigmoid(x):
+        return 1.0 / (1.0 + np.exp(-x))
+
+    def example(hidden: np.ndarray, target: int, negatives, lr: float) -> tuple[np.ndarray, float]:
+        work, loss = np.zeros_like(hidden), 0.0
+        for d, word in enumerate([target, *negatives]):
+            if d > 0 and word == target:
+                continue
+            row = out[word]
+            score = float(hidden @ row)
+            label = 1.0 if d == 0 else 0.0
+            g = (label - sigmoid(score)) * lr
+            loss += np.logaddexp(0.0, -score if d == 0 else score)
+            work += g * row
+            out[word] = row + g * hidden
+        return work, loss
+
+    n = len(ids)
+    lo, hi = centres if centre_range else (0, n)
+    total, e = 0.0, draw_offset
+    for i in range(lo, hi):
+        lr = lr_from + (lr_to - lr_from) * (i - lo) / (hi - lo) if lr_decay else lr_from
+        b = int(window[i])
+        context = [j for j in range(max(0, i - b), min(n - 1, i + b) + 1)
+                   if j != i and (sentence[j] == sentence[i] or not sentence_bounds)]
+        if model == "skipgram":
+            for j in context:
+                work, loss = example(inp[ids[i]].copy(), ids[j], draws[e * negative:(e + 1) * negative], lr)
+                inp[ids[i]] += work
+                total, e = total + loss, e + 1
+        elif context:
+            hidden = inp[ids[context]].mean(0)
+            work, loss = example(hidden, ids[i], draws[e * negative:(e + 1) * negative], lr)
+            for j in context:
+                inp[ids[j]] += work if add_back else work / len(context)
+            total, e = total + loss, e + 1
+    return total, e - draw_offset
+
+
+def small_chunk(n: int = 70, vocab: int = 12, window: int = 4, seed: int = 5):
+    """A chunk with three sentences, a small vocabulary (rows recur, negatives hit targets) and a centre range
+    that leaves context-only tokens at both ends, as a chunk cut inside a long line has."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, vocab, n).astype(np.int64)
+    sentence = np.repeat([0, 1, 2], [18, 30, n - 48]).astype(np.int64)
+    reduced = rng.integers(1, window + 1, n).astype(np.int64)
+    return ids, sentence, reduced, (6, n - 5)
+
+
+@needs_c
+@pytest.mark.parametrize("model", ["skipgram", "cbow"])
+def test_c_chunk_path_equals_the_reference_element_by_element(model):
+    """w2v_train_chunk as training runs it (run_job, one thread, its own draw-ahead negatives) against
+    reference_chunk: in-chunk lr decay, reduced windows, sentence bounds, the centre range, the negative
+    stream and CBOW's add-back. Each of those, left out of the reference, breaks the match."""
+    kernel = load_sgns()
+    vocab, dim, negative, seed, lr_from, lr_to = 12, 8, 5, 12345, 0.4, 0.05
+    ids, sentence, reduced, centres = small_chunk(vocab=vocab)
+    alias = kernel.build_alias(noise_distribution(np.arange(1, vocab + 1) ** 2))
+    inp0 = (torch.rand(vocab, dim, generator=torch.Generator().manual_seed(0)) - 0.5)
+    out0 = torch.randn(vocab, dim, generator=torch.Generator().manual_seed(1)) * 0.3
+    c_in, c_out = inp0.clone(), out0.clone()
+    loss_c, examples_c = kernel.train_chunk(model == "cbow", c_in, c_out, ids, sentence, reduced, negative, alias,
+                                            lr_from, lr_to, seed, threads=1, centres=centres)
+    draws = kernel.draw_noise(alias, 4000 * negative, seed=(seed + THREAD0_SEED_STEP) % 2**64)
+
+    def reference(**switches):
+        inp, out = inp0.double().numpy().copy(), out0.double().numpy().copy()
+        loss, examples = reference_chunk(model, inp, out, ids, sentence, reduced, centres, draws, negative,
+                                         lr_from, lr_to, **switches)
+        return inp, out, loss, examples
+
+    inp, out, loss, examples = reference()
+    assert examples_c == examples > 20
+    assert loss_c == pytest.approx(loss, rel=1e-5)
+    np.testing.assert_allclose(c_in.numpy(), inp, atol=2e-6, rtol=1e-5)
+    np.testing.assert_allclose(c_out.numpy(), out, atol=2e-6, rtol=1e-5)
+    # The comparison is sharp: each feature, left out of the reference, moves some element far off.
+    broken = [dict(lr_decay=False), dict(sentence_bounds=False), dict(centre_range=False), dict(draw_offset=1)]
+    if model == "cbow":
+        broken.append(dict(add_back=False))
+    for switches in broken:
+        inp_b, out_b, _, _ = reference(**switches)
+        assert max(np.abs(inp_b - c_in.numpy()).max(), np.abs(out_b - c_out.numpy()).max()) > 1e-3, switches

@@ -64,3 +64,49 @@ def test_the_run_stops_before_allocating_when_memory_is_short(tmp_path, tiny_cor
     with pytest.raises(W2VError, match="backend=onehot needs .* GiB"):
         train_module.run(cfg, tmp_path / "run", show_progress=False)
     assert built == [] and not (tmp_path / "run" / "vectors.bin").exists()
+
+
+def test_the_estimate_counts_the_initial_copies_and_the_fused_chunk_on_each_device():
+    table = 1_000_000 * 300 * 4
+    cpu = estimate_bytes("fused", **SHAPE, device_type="cpu")
+    gpu = estimate_bytes("fused", **SHAPE, device_type="cuda")
+    # On the CPU the initial tables coexist with the backend's copy while it is built: 4 tables at the peak.
+    assert cpu["tables"] == 2 * table and cpu["copies"] == 2 * table
+    assert gpu["copies"] == 0  # there the initial tables are in host memory, not on the device
+    # The device expands a 2M-token chunk into windows, pairs and negatives: far more than the host chunk.
+    assert gpu["batch"] > 1 * GIB > 20 * cpu["batch"]
+
+
+def test_the_fused_cpu_estimate_covers_what_a_run_really_allocates(tmp_path):
+    """Peak RSS growth of building fused tables and training a chunk stays within the estimate."""
+    import resource
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import resource, numpy as np, torch
+        from w2v.backends import init_tables, make_backend
+        from w2v.batches import epoch_chunks, keep_probability
+        from w2v.memory import estimate_bytes
+        vocab, dim = 200_000, 100
+        counts = np.arange(vocab, 0, -1)
+        ids = np.random.default_rng(0).integers(0, vocab, 1_000_000).astype(np.int32)
+        sentences = np.array([0, len(ids)])
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        inp, out = init_tables(vocab, dim, seed=1)
+        backend = make_backend("fused", inp, out, torch.device("cpu"))
+        del inp, out
+        backend.prepare(counts)
+        for chunk in epoch_chunks(ids, sentences, keep_probability(counts, 1e-3), 5, np.random.default_rng(0),
+                                  chunk_tokens=backend.chunk_tokens):
+            backend.train_chunk("skipgram", 5, 5, chunk, {}, 0.025, 0.02)
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+        need = sum(estimate_bytes("fused", vocab, dim, "skipgram", 1024, 5, 5, "cpu").values())
+        print(grown, need)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    grown, need = map(int, out.stdout.split())
+    table = 200_000 * 100 * 4
+    assert grown > 3 * table, (grown, table)  # the copies are real: more than the two tables alone
+    assert grown <= need, (grown, need)

@@ -21,9 +21,34 @@ def rows_per_step(model_name: str, batch_size: int, window: int, negative: int) 
     return input_rows, batch_size * (1 + negative)
 
 
+def fused_chunk_bytes(chunk_tokens: int, window: int, negative: int, on_cpu: bool) -> int:
+    """Working memory of backend=fused for one chunk, at its peak.
+
+    CPU: the host arrays of a chunk (up to two chunk sizes when a cut sentence is carried), for
+    the chunk in training and the next one being prepared: ids, sentence, window, the raw
+    slice, its sentence numbers and keep draws, 8 bytes each.
+    Accelerator: the chunk expanded on the device: the (n, 2 * window) grid of positions,
+    context ids and masks (8 + 8 + 1 bytes a cell, plus a bool), and for every cell that
+    can be a pair, its centre and context (16 bytes), negatives with their float64 draws
+    (16 bytes each) and a float32 learning rate: an upper bound, as not every cell is a pair.
+    """
+    if on_cpu:
+        return 2 * 2 * chunk_tokens * 6 * 8
+    cells = chunk_tokens * 2 * window
+    return cells * (8 + 8 + 2 + 16 + 16 * negative + 4)
+
+
 def estimate_bytes(backend: str, vocab_size: int, dim: int, model_name: str, batch_size: int,
-                   window: int, negative: int) -> dict[str, int]:
-    """Bytes on the training device: 'tables' (weights + gradients) and 'batch' (per-step working set)."""
+                   window: int, negative: int, device_type: str = "cpu") -> dict[str, int]:
+    """Bytes the run allocates on its training device, at the peak of each kind:
+
+    'tables': weights + gradients; 'batch': the per-step (or, for fused, per-chunk) working set;
+    'copies': on the CPU, the initial tables, which coexist with the backend's own copy while it
+    is built (on an accelerator they stay in host memory).
+    """
+    from .fused import CPU_CHUNK_TOKENS, DEVICE_CHUNK_TOKENS
+
+    on_cpu = device_type == "cpu"
     table = vocab_size * dim * FLOAT_BYTES
     input_rows, output_rows = rows_per_step(model_name, batch_size, window, negative)
     looked_up = (input_rows + output_rows) * dim * FLOAT_BYTES
@@ -37,7 +62,10 @@ def estimate_bytes(backend: str, vocab_size: int, dim: int, model_name: str, bat
     if backend == "onehot":
         # Each looked-up row is a one-hot vector of vocab floats, kept for the backward pass.
         batch += (input_rows + output_rows) * vocab_size * FLOAT_BYTES
-    return {"tables": tables, "batch": batch}
+    if backend == "fused":
+        batch = fused_chunk_bytes(CPU_CHUNK_TOKENS if on_cpu else DEVICE_CHUNK_TOKENS, window, negative, on_cpu)
+    copies = 2 * table if on_cpu else 0
+    return {"tables": tables, "batch": batch, "copies": copies}
 
 
 def available_bytes(device: torch.device) -> int:
@@ -58,11 +86,11 @@ def available_bytes(device: torch.device) -> int:
 def check_fits(backend: str, vocab_size: int, dim: int, model_name: str, batch_size: int, window: int,
                negative: int, device: torch.device, available: int | None = None, headroom: float = 0.9) -> None:
     """Raise W2VError naming the figure and a remedy when the estimate exceeds the free memory."""
-    need = estimate_bytes(backend, vocab_size, dim, model_name, batch_size, window, negative)
+    need = estimate_bytes(backend, vocab_size, dim, model_name, batch_size, window, negative, device.type)
     if backend == "offload" and device.type == "cpu":  # no device to offload to: its tables are in this memory
         need["tables"] = 2 * vocab_size * dim * FLOAT_BYTES
     free = available_bytes(device) if available is None else available
-    total = need["tables"] + need["batch"]
+    total = sum(need.values())
     if total <= headroom * free:
         return
     where = f"{device.type} memory"
@@ -72,7 +100,8 @@ def check_fits(backend: str, vocab_size: int, dim: int, model_name: str, batch_s
             f"({vocab_size} words x {sum(rows_per_step(model_name, batch_size, window, negative))} rows), "
             f"but only {free / GIB:.1f} GiB of {where} is free; use backend=sparse or a smaller train.batch_size")
     raise W2VError(
-        f"backend={backend} needs {total / GIB:.1f} GiB ({vocab_size} words x {dim} dims, two tables), "
+        f"backend={backend} needs {total / GIB:.1f} GiB ({vocab_size} words x {dim} dims: tables "
+        f"{need['tables'] / GIB:.1f}, working set {need['batch'] / GIB:.1f}, initial copies {need['copies'] / GIB:.1f}), "
         f"but only {free / GIB:.1f} GiB of {where} is free; use backend=sparse"
         f"{' or backend=offload (tables in host memory)' if device.type == 'cuda' else ''}, "
         f"or a smaller vocab.max_size")

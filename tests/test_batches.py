@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from w2v.batches import (Chunk, NoiseSampler, cbow_windows, epoch_chunks, keep_probability,
+from w2v.batches import (Carry, Chunk, NoiseSampler, cbow_windows, epoch_chunks, keep_probability,
                          noise_distribution, skipgram_pairs)
 
 
@@ -100,3 +100,64 @@ def test_noise_sampler_follows_unigram_to_the_three_quarters():
     assert freq[0] == 0  # never draws a word with no count (the UNK row)
     np.testing.assert_allclose(freq, expected, atol=0.005)
     assert expected[1] / expected[2] == pytest.approx(10 ** 0.75)
+
+
+def _one_long_line_and_some_short_ones(seed: int, n: int = 3000):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, 50, n).astype(np.int32)
+    sentences = np.array([0, 40, 41, 300, 2600, n])  # a long line, a one-word line, and others
+    counts = np.bincount(ids, minlength=50) + 1
+    return ids, sentences, keep_probability(counts, 1e-3)
+
+
+@pytest.mark.parametrize("chunk_tokens", [7, 64, 700])
+def test_chunks_cut_inside_a_line_give_exactly_the_whole_lines_pairs(chunk_tokens):
+    ids, sentences, keep = _one_long_line_and_some_short_ones(seed=chunk_tokens)
+    assert 0.2 < keep.mean() < 0.9  # subsampling is on: the carry must follow kept tokens only
+    window = 5
+    whole = list(epoch_chunks(ids, sentences, keep, window, np.random.default_rng(1), chunk_tokens=10**6))
+    cut = list(epoch_chunks(ids, sentences, keep, window, np.random.default_rng(1), chunk_tokens=chunk_tokens))
+    assert len(whole) == 1 and len(cut) > 3 and any(c.centre_lo > 0 for c in cut)
+    assert sum(c.raw_words for c in cut) == len(ids)
+    whole_pairs = skipgram_pairs(whole[0], window)
+    cut_pairs = [skipgram_pairs(c, window) for c in cut]
+    for k in range(2):
+        np.testing.assert_array_equal(np.concatenate([p[k] for p in cut_pairs]), whole_pairs[k])
+    whole_cbow = cbow_windows(whole[0], window)
+    cut_cbow = [cbow_windows(c, window) for c in cut]
+    for k in range(3):
+        np.testing.assert_array_equal(np.concatenate([w[k] for w in cut_cbow]), whole_cbow[k])
+
+
+def test_a_resumed_epoch_from_a_carry_continues_the_same_chunks():
+    ids, sentences, keep = _one_long_line_and_some_short_ones(seed=3)
+    chunks = list(epoch_chunks(ids, sentences, keep, 5, np.random.default_rng(4), chunk_tokens=100))
+    k = next(i for i, c in enumerate(chunks) if c.centre_lo > 0)
+    rng = np.random.default_rng(4)
+    pos = 0
+    for c in chunks[:k]:  # replay the draws up to chunk k, as a checkpoint's rng state would hold them
+        rng.random((c.raw_words, 2))
+        pos += c.raw_words
+    carry = Carry.from_state(chunks[k].carry_in.to_state())
+    resumed = next(epoch_chunks(ids, sentences, keep, 5, rng, chunk_tokens=100, token_range=(pos, len(ids)),
+                                carry=carry))
+    for field in ("ids", "sentence", "window"):
+        np.testing.assert_array_equal(getattr(resumed, field), getattr(chunks[k], field))
+    assert (resumed.centre_lo, resumed.centre_hi) == (chunks[k].centre_lo, chunks[k].centre_hi)
+
+
+@pytest.mark.parametrize("model", ["skipgram", "cbow"])
+def test_the_c_kernel_trains_as_many_examples_from_cut_chunks_as_from_the_whole_line(model):
+    from w2v.backends import init_tables
+    from w2v.fused import FusedBackend
+
+    ids, sentences, keep = _one_long_line_and_some_short_ones(seed=5)
+    trained = []
+    for chunk_tokens in (10**6, 50):
+        backend = FusedBackend(*init_tables(50, 8, seed=0))
+        if backend.kernel is None:
+            pytest.skip("no C compiler here")
+        backend.prepare(np.ones(50))
+        chunks = epoch_chunks(ids, sentences, keep, 5, np.random.default_rng(2), chunk_tokens=chunk_tokens)
+        trained.append(sum(backend.train_chunk(model, 5, 5, c, {}, 0.025, 0.02)[1] for c in chunks))
+    assert trained[0] == trained[1] > 0

@@ -108,5 +108,5 @@ def test_the_fused_cpu_estimate_covers_what_a_run_really_allocates(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     grown, need = map(int, out.stdout.split())
     table = 200_000 * 100 * 4
-    assert grown > 3 * table, (grown, table)  # the copies are real: more than the two tables alone
+    assert grown > 2 * table, (grown, table)  # the measurement sees at least the tables themselves
     assert grown <= need, (grown, need)

@@ -116,7 +116,8 @@ def epoch_chunks(ids: np.ndarray, sentences: np.ndarray, keep_prob: np.ndarray, 
     size; otherwise (one long line, text8's shape) it is cut inside the sentence, and the
     last `window` kept tokens become centres of the next chunk, which also carries the
     `window` tokens before them as context. Pairs are then exactly those of the uncut
-    line, and memory stays bounded by chunk_tokens whatever the line length.
+    line, and memory stays bounded by chunk_tokens whatever the line length. The random
+    draws of each token are the same however the corpus is chunked.
     `carry`: where a resumed run left off inside a line.
     """
     lo, hi = token_range if token_range is not None else (0, len(ids))
@@ -131,11 +132,15 @@ def epoch_chunks(ids: np.ndarray, sentences: np.ndarray, keep_prob: np.ndarray, 
             end = target
         raw = np.asarray(ids[pos:end], dtype=np.int64)
         sentence_of = np.searchsorted(sentences, np.arange(pos, end), side="right") - 1
-        kept = rng.random(len(raw)) < keep_prob[raw]
+        # Two uniform draws per corpus token, in corpus order: whether it is kept, and its reduced
+        # window. A token's draws therefore do not depend on where chunks are cut.
+        draws = rng.random((len(raw), 2))
+        kept = draws[:, 0] < keep_prob[raw]
         kept_ids = raw[kept]
+        reduced = 1 + (draws[kept, 1] * window).astype(np.int64)
         chunk_ids = np.concatenate([carry.ids, kept_ids])
         chunk_sentence = np.concatenate([carry.sentence, sentence_of[kept]])
-        chunk_window = np.concatenate([carry.window, rng.integers(1, window + 1, size=len(kept_ids))])
+        chunk_window = np.concatenate([carry.window, reduced])
         n = len(chunk_ids)
         cut_inside = end < hi and int(sentences[np.searchsorted(sentences, end)]) != end
         centre_hi = max(carry.trained, n - window) if cut_inside else n

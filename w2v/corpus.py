@@ -31,8 +31,13 @@ SAMPLE_WIKI = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.
 
 
 def _gensim_datapath(name: str) -> Path:
-    from gensim.test.utils import datapath  # the files ship inside the gensim package
-    return Path(datapath(name))
+    """A file of gensim's test data. Found without importing gensim, which takes about a second."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gensim")
+    if spec is None or not spec.submodule_search_locations:
+        raise W2VError("data=sample needs the gensim package (pip install gensim), which ships the sample")
+    return Path(list(spec.submodule_search_locations)[0]) / "test" / "test_data" / name
 
 
 def _extract_wiki_text(xml_bz2: Path, out_path: Path) -> None:

@@ -29,6 +29,7 @@ from .checkpoint import (CHECKPOINT_NAME, Checkpointing, check_run_key, load_che
                          save_checkpoint)
 from .config import RunConfig, W2VError, group_choices, parse_config
 from .corpus import open_corpus
+from .export import to_keyed_vectors, write_word2vec
 from .distributed import (World, broadcast_tables, check_data_parallel, launched_rank, launched_world_size,
                           shard_range, start_world)
 from .memory import available_bytes, check_fits
@@ -214,21 +215,21 @@ def resume_from(path: Path, backend, key: dict, lr: float, world: World) -> dict
 
 def export_and_evaluate(cfg: RunConfig, run_dir: Path, backend, token_ids: TokenIds, stats, writer) -> dict:
     """Write vectors.bin (and vectors.txt), evaluate them, log to TensorBoard; returns the quality metrics."""
-    from .evaluate import evaluate_vectors  # gensim is slow to import: only when there is something to save
-    from .export import save_vectors, to_keyed_vectors
-
     words = id_to_word(token_ids.tokenizer)
     vectors = backend.input_weights().float().cpu().numpy()
-    kv = to_keyed_vectors(words, vectors, token_ids.counts)
-    save_vectors(kv, run_dir / "vectors.bin", binary=True)
+    exported = write_word2vec(run_dir / "vectors.bin", words, vectors, token_ids.counts, binary=True)
     if cfg.export.text:
-        save_vectors(kv, run_dir / "vectors.txt", binary=False)
-    quality = evaluate_vectors(kv) if cfg.evaluate else {}
+        write_word2vec(run_dir / "vectors.txt", words, vectors, token_ids.counts, binary=False)
+    quality = {}
+    if cfg.evaluate:
+        from .evaluate import evaluate_vectors  # imports gensim (about a second): only when asked to evaluate
+
+        quality = evaluate_vectors(to_keyed_vectors(words, vectors, token_ids.counts))
     for key in ("analogy_acc", "ws353_spearman", "simlex_spearman"):
         if key in quality:
             writer.add_scalar(f"eval/{key}", quality[key], stats.steps)
     write_tensorboard_embedding(writer, words, vectors, token_ids.counts, cfg.export.projector_words)
-    return {"vocab_size": len(kv), **{k: quality.get(k) for k in ("analogy_acc", "ws353_spearman", "simlex_spearman")}}
+    return {"vocab_size": exported, **{k: quality.get(k) for k in ("analogy_acc", "ws353_spearman", "simlex_spearman")}}
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

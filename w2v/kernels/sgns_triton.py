@@ -90,7 +90,7 @@ if triton is not None:
         in_row = cols < DIM
         total = 0.0
         for i in range(EXAMPLES):
-            example = program * EXAMPLES + i
+            example = program.to(tl.int64) * EXAMPLES + i  # 64-bit: example * K may pass 2**31
             if example < n:
                 centre = tl.load(centres_ptr + example)
                 h_ptr = in_ptr + centre.to(tl.int64) * DIM + cols
@@ -110,7 +110,7 @@ if triton is not None:
         in_row = cols < DIM
         total = 0.0
         for i in range(EXAMPLES):
-            example = program * EXAMPLES + i
+            example = program.to(tl.int64) * EXAMPLES + i  # 64-bit: example * K may pass 2**31
             if example < n:
                 h = tl.zeros((BLOCK_DIM,), dtype=tl.float32)
                 count = 0.0

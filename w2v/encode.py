@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -32,9 +33,13 @@ _words: list[str] = []
 _pre_tokenizer = "punct"
 
 
-def _start_worker(pre_tokenizer: str) -> None:
+def _start_worker(pre_tokenizer: str, in_pool: bool = False) -> None:
     global _index, _words, _pre_tokenizer
     _index, _words, _pre_tokenizer = {LINE_END: LINE_END_ID}, [LINE_END], pre_tokenizer
+    if in_pool:
+        # Ctrl-C reaches the whole process group: the main process reports it in one line and
+        # ends the pool; a worker printing its own KeyboardInterrupt traceback would only add noise.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _number_block(block: str) -> tuple[int, np.ndarray, list[str]]:
@@ -107,7 +112,7 @@ def _numbered(blocks: Iterable[str], pre_tokenizer: str, workers: int) -> Iterat
         yield from map(_number_block, blocks)
         return
     # fork: the workers need nothing but this module, and start in milliseconds.
-    with multiprocessing.get_context("fork").Pool(workers, _start_worker, (pre_tokenizer,)) as pool:
+    with multiprocessing.get_context("fork").Pool(workers, _start_worker, (pre_tokenizer, True)) as pool:
         # imap keeps the blocks in corpus order; a few blocks in flight per worker keep it busy.
         yield from pool.imap(_number_block, blocks, chunksize=1)
 

@@ -44,6 +44,7 @@ class TokenIds:
     counts: np.ndarray  # (vocab_size,) int64
     replaced_chars: int
     cache_hit: bool
+    build_seconds: float = 0.0  # reading + encoding the corpus in this run (0 on a cache hit)
 
     @property
     def vocab_size(self) -> int:
@@ -105,6 +106,7 @@ def load_or_build(corpus: Corpus, vocab: VocabConfig, cache_dir: Path, show_prog
     """
     folder = cache_dir / f"ids-{cache_key(corpus, vocab)}"
     hit = (folder / "meta.json").exists()
+    seconds = 0.0
     if hit:
         log(f"token-id cache hit ({folder}): skipping tokenisation")
     else:
@@ -140,4 +142,5 @@ def load_or_build(corpus: Corpus, vocab: VocabConfig, cache_dir: Path, show_prog
         counts=np.load(folder / "counts.npy"),
         replaced_chars=meta["replaced_chars"],
         cache_hit=hit,
+        build_seconds=seconds,
     )

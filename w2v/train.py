@@ -178,7 +178,8 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         "words_per_sec_raw": stats.raw_words / max(stats.train_seconds, 1e-9),
         "words_per_sec_effective": stats.effective_words / max(stats.train_seconds, 1e-9),
         "final_loss": stats.final_loss, "final_lr": stats.final_lr, "replaced_chars": token_ids.replaced_chars,
-        "tokenize_cache_hit": token_ids.cache_hit, "tokenize_s": token_ids.build_seconds, "model": cfg.model.name, "backend": cfg.backend.name,
+        "tokenize_cache_hit": token_ids.cache_hit, "tokenize_s": token_ids.build_seconds,
+        "model": cfg.model.name, "backend": cfg.backend.name,
         "device": str(device), "world_size": world.world_size, "resumed": options.resume is not None,
     })
     try:

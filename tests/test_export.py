@@ -32,3 +32,15 @@ def test_tokens_with_whitespace_never_reach_the_file(tmp_path):
     write_word2vec(tmp_path / "v.txt", words, np.ones((5, 3), np.float32), np.array([5, 4, 3, 2, 1]), binary=False)
     assert (tmp_path / "v.txt").read_text().splitlines()[1:] == ["ok 1.0 1.0 1.0"]
     assert has_whitespace("\u2003") and not has_whitespace("café")
+
+
+def test_published_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        write_word2vec(tmp_path / "v.bin", ["a"], np.ones((1, 2), np.float32), np.array([1]))
+    finally:
+        os.umask(umask)
+    # 0644 under umask 022, as a file made by open() would be (mkstemp alone gives 0600)
+    assert (tmp_path / "v.bin").stat().st_mode & 0o777 == 0o666 & ~0o022

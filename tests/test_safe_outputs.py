@@ -62,15 +62,26 @@ def test_every_output_is_published_by_a_rename(tmp_path, tiny_corpus, monkeypatc
 
 @pytest.mark.slow
 def test_a_full_disk_while_saving_vectors_leaves_no_vectors_file(tmp_path, tiny_corpus, monkeypatch):
-    from gensim.models import KeyedVectors
-
+    import w2v.export
     from w2v.train import run
 
-    def half_then_full(self, path, *args, **kwargs):
-        Path(path).write_bytes(b"300 8\nhalf a vec")
-        raise OSError(28, "No space left on device")
+    class HalfThenFull:
+        """A file whose writes store a few bytes, then find the disk full."""
 
-    monkeypatch.setattr(KeyedVectors, "save_word2vec_format", half_then_full)
+        def __init__(self, path, mode):
+            self.file = open(path, mode)
+
+        def write(self, data):
+            self.file.write(data[:10])
+            raise OSError(28, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+    monkeypatch.setattr(w2v.export, "open", HalfThenFull, raising=False)
     cfg = compose_run_config("data=files", f"data.paths=[{tiny_corpus}]", f"cache_dir={tmp_path / 'cache'}", *TINY)
     run_dir = tmp_path / "run"
     with pytest.raises(W2VError, match="No space left on device"):

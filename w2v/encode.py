@@ -1,9 +1,9 @@
 """One pass over the corpus text: blocks -> words -> ids, counted, in worker processes.
 
-Worker processes split blocks of text into words (w2v/words.py) and number the words
-in the order they first see them. The main process reads the corpus, maps each
-worker's numbers into one numbering of its own ("provisional ids", first seen first)
-and appends them to a file, line ends included (as LINE_END_ID). Nothing is done per
+Worker processes split blocks of text into words (w2v/words.py) and number each block's
+distinct words. The main process reads the corpus, maps each block's distinct words into
+one numbering ("provisional ids", first seen first) and appends the block's ids to a
+file, line ends included (as LINE_END_ID). Nothing is done per
 line in Python and nothing grows with the line length, so a corpus that is one 100M-word
 line passes in the same memory as one of short lines.
 
@@ -28,30 +28,28 @@ LINE_END_ID = 0
 # Below this many bytes of text, starting worker processes costs more than it saves.
 PARALLEL_MIN_BYTES = 8 << 20
 
-_index: dict[str, int] = {}  # a worker's own numbering of the words it has seen
-_words: list[str] = []
-_pre_tokenizer = "punct"
+_pre_tokenizer = "punct"  # set in each worker process by _start_worker
 
 
 def _start_worker(pre_tokenizer: str, in_pool: bool = False) -> None:
-    global _index, _words, _pre_tokenizer
-    _index, _words, _pre_tokenizer = {LINE_END: LINE_END_ID}, [LINE_END], pre_tokenizer
+    global _pre_tokenizer
+    _pre_tokenizer = pre_tokenizer
     if in_pool:
         # Ctrl-C reaches the whole process group: the main process reports it in one line and
         # ends the pool; a worker printing its own KeyboardInterrupt traceback would only add noise.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _number_block(block: str) -> tuple[int, np.ndarray, list[str]]:
-    """(worker id, the block's words as this worker's numbers (int32), words first seen in this block)."""
+def _number_block(block: str) -> tuple[np.ndarray, list[str]]:
+    """(the block's words as indexes into its distinct words (int32), its distinct words in first-seen order).
+
+    Workers keep nothing between blocks, so their memory does not grow with the vocabulary;
+    the one dictionary of every word seen lives in the main process.
+    """
     words = split_block(block, _pre_tokenizer)
-    first_new = len(_words)
-    for word in dict.fromkeys(words):  # one dict probe per distinct word of the block
-        if word not in _index:
-            _index[word] = len(_words)
-            _words.append(word)
-    numbers = np.fromiter(map(_index.__getitem__, words), dtype=np.int32, count=len(words))
-    return os.getpid(), numbers, _words[first_new:]
+    distinct = dict.fromkeys(words)  # C speed: one probe per word
+    position = dict(zip(distinct, range(len(distinct))))
+    return np.fromiter(map(position.__getitem__, words), dtype=np.int32, count=len(words)), list(distinct)
 
 
 @dataclass
@@ -64,29 +62,6 @@ class ProvisionalIds:
     tokens: int  # entries in the file, line ends included
 
 
-class _Numbering:
-    """The main process's numbering, and one translation array per worker."""
-
-    def __init__(self):
-        self.index: dict[str, int] = {LINE_END: LINE_END_ID}
-        self.words: list[str] = [LINE_END]
-        self.translate: dict[int, np.ndarray] = {}
-
-    def add(self, worker: int, numbers: np.ndarray, new_words: list[str]) -> np.ndarray:
-        """The worker's numbers in this numbering (int32)."""
-        table = self.translate.get(worker, np.array([LINE_END_ID], dtype=np.int32))
-        if new_words:
-            ids = []
-            for word in new_words:
-                if word not in self.index:
-                    self.index[word] = len(self.words)
-                    self.words.append(word)
-                ids.append(self.index[word])
-            table = np.concatenate([table, np.asarray(ids, dtype=np.int32)])
-        self.translate[worker] = table
-        return table[numbers]
-
-
 def number_corpus(blocks: Iterable[str], out_path: Path, pre_tokenizer: str = "punct",
                   workers: int | None = None, total_bytes: int | None = None) -> ProvisionalIds:
     """Split and number every block into out_path; workers=None chooses by corpus size and cores."""
@@ -94,19 +69,26 @@ def number_corpus(blocks: Iterable[str], out_path: Path, pre_tokenizer: str = "p
         workers = os.cpu_count() or 1
         if total_bytes is not None and total_bytes < PARALLEL_MIN_BYTES:
             workers = 1
-    numbering = _Numbering()
+    # Every word seen, numbered in first-seen order (a dict keeps insertion order, so its keys
+    # are also the id -> word list). It is the pass's one structure that grows: with the number of
+    # distinct words, about 100 bytes each, as gensim's raw vocabulary does.
+    index: dict[str, int] = {LINE_END: LINE_END_ID}
     tokens = 0
     with open(out_path, "wb") as out:
-        for worker, numbers, new_words in _numbered(blocks, pre_tokenizer, workers):
-            ids = numbering.add(worker, numbers, new_words)
-            out.write(ids.tobytes())
-            tokens += len(ids)
+        for local_ids, distinct in _numbered(blocks, pre_tokenizer, workers):
+            # len(index) is read before each setdefault: a new word gets the next number.
+            ids = np.fromiter([index.setdefault(word, len(index)) for word in distinct], dtype=np.int32,
+                              count=len(distinct))
+            out.write(ids[local_ids].tobytes())
+            tokens += len(local_ids)
+    words = list(index)
+    del index
     counts = count_ids(np.memmap(out_path, dtype=np.int32, mode="r", shape=(tokens,)) if tokens
-                       else np.zeros(0, np.int32), len(numbering.words))
-    return ProvisionalIds(path=out_path, words=numbering.words, counts=counts, tokens=tokens)
+                       else np.zeros(0, np.int32), len(words))
+    return ProvisionalIds(path=out_path, words=words, counts=counts, tokens=tokens)
 
 
-def _numbered(blocks: Iterable[str], pre_tokenizer: str, workers: int) -> Iterator[tuple[int, np.ndarray, list[str]]]:
+def _numbered(blocks: Iterable[str], pre_tokenizer: str, workers: int) -> Iterator[tuple[np.ndarray, list[str]]]:
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         _start_worker(pre_tokenizer)
         yield from map(_number_block, blocks)

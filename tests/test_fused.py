@@ -334,3 +334,31 @@ def test_c_chunk_path_equals_the_reference_element_by_element(model):
     for switches in broken:
         inp_b, out_b, _, _ = reference(**switches)
         assert max(np.abs(inp_b - c_in.numpy()).max(), np.abs(out_b - c_out.numpy()).max()) > 1e-3, switches
+
+
+@needs_c
+@pytest.mark.parametrize("model", ["skipgram", "cbow"])
+def test_one_thread_makes_a_fused_run_repeatable(model):
+    """train.threads=1 (one torch thread, so one kernel thread): the same seed gives bit-identical tables,
+    over several chunks and epochs. With more threads the Hogwild order varies run to run."""
+    from w2v.config import BackendConfig, DataConfig, ExportConfig, ModelConfig, RunConfig, TrainConfig, VocabConfig
+    from w2v.trainer import train
+
+    assert torch.get_num_threads() == 1  # the one_torch_thread fixture
+    rng = np.random.default_rng(0)
+    vocab = 200
+    ids = (rng.zipf(1.2, 600_000) % vocab).astype(np.int64)
+    sentences = np.arange(0, len(ids) + 1, 50, dtype=np.int64)
+    counts = np.bincount(ids, minlength=vocab)
+    cfg = RunConfig(model=ModelConfig(name=model, dim=16), backend=BackendConfig(name="fused"), data=DataConfig(),
+                    vocab=VocabConfig(), train=TrainConfig(epochs=2, seed=7), export=ExportConfig())
+
+    def tables_after(seed: int):
+        cfg.train.seed = seed
+        backend = FusedBackend(*init_tables(vocab, 16, seed=seed))
+        train(cfg, ids, sentences, counts, backend, torch.device("cpu"), show_progress=False)
+        return backend.input_weights().clone(), backend.output_weights().clone()
+
+    first, again, other = tables_after(7), tables_after(7), tables_after(8)
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    assert not torch.equal(first[0], other[0])

@@ -47,9 +47,10 @@ def _number_block(block: str) -> tuple[np.ndarray, list[str]]:
     the one dictionary of every word seen lives in the main process.
     """
     words = split_block(block, _pre_tokenizer)
-    distinct = dict.fromkeys(words)  # C speed: one probe per word
-    position = dict(zip(distinct, range(len(distinct))))
-    return np.fromiter(map(position.__getitem__, words), dtype=np.int32, count=len(words)), list(distinct)
+    position: dict[str, int] = {}
+    # len(position) is read before each setdefault: a word new to the block gets the next index.
+    local_ids = np.array([position.setdefault(word, len(position)) for word in words], dtype=np.int32)
+    return local_ids, list(position)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .words import LINE_END, split_block
+from .words import prepare as prepare_words
 
 LINE_END_ID = 0
 # Below this many bytes of text, starting worker processes costs more than it saves.
@@ -94,7 +95,9 @@ def _numbered(blocks: Iterable[str], pre_tokenizer: str, workers: int) -> Iterat
         _start_worker(pre_tokenizer)
         yield from map(_number_block, blocks)
         return
-    # fork: the workers need nothing but this module, and start in milliseconds.
+    # fork: the workers need nothing but this module, and start in milliseconds. They inherit the
+    # Unicode classes built here once, instead of building them each.
+    prepare_words()
     with multiprocessing.get_context("fork").Pool(workers, _start_worker, (pre_tokenizer, True)) as pool:
         # imap keeps the blocks in corpus order; a few blocks in flight per worker keep it busy.
         yield from pool.imap(_number_block, blocks, chunksize=1)

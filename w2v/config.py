@@ -45,6 +45,7 @@ class DataConfig:
     split: str = "train"
     column: str = "text"
     max_lines: int | None = None  # read only the first N lines (quick trials)
+    revision: str | None = None  # hub: a branch, tag or commit of the dataset (None: main)
 
 
 @dataclass
@@ -131,7 +132,8 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
         paths = [paths]
     data = DataConfig(kind=kind, paths=[str(p) for p in paths], name=d.get("name"), config=d.get("config"),
                       split=str(d.get("split", "train")), column=str(d.get("column", "text")),
-                      max_lines=_int(d, "max_lines", "data", 1, optional=True))
+                      max_lines=_int(d, "max_lines", "data", 1, optional=True),
+                      revision=None if d.get("revision") is None else str(d.get("revision")))
     if kind == "files" and not data.paths:
         raise W2VError("data.paths is empty; give files with data.paths=[a.txt,b.txt]")
     if kind == "hub" and not data.name:

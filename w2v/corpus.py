@@ -13,6 +13,7 @@ inside a line, which the next block continues.
 from __future__ import annotations
 
 import bz2
+import codecs
 import gzip
 import hashlib
 import os
@@ -88,6 +89,45 @@ def wide_encoding(head: bytes) -> str | None:
     return None
 
 
+# A file whose head holds at least this share of characters that text does not hold is refused.
+# Measured on 64 KB heads (tests/test_disk_trust.py): binaries 26-89% (sqlite databases 26-36%,
+# zip/png/jpg/pdf/whl/npz and compressed or raw float32 models 52-59%, ELF 72-82%, man-db 50%,
+# .mo catalogues 47%, an ids.int32 89%); UTF-8 text 0%, text with a few broken bytes 0.2%,
+# ANSI-coloured logs 3.5%, Latin-1 or cp1252 prose read as UTF-8 6-13% (trained, with a warning).
+NONTEXT_SHARE = 0.20
+HEAD_BYTES = 1 << 16
+# Characters text does not hold: C0 controls but tab, LF, VT, FF, CR; DEL; C1 controls; U+FFFD (what an
+# undecodable byte becomes). A lone NUL is let through as a separator (NUL-separated lists are text).
+_NONTEXT = re.compile("[\x01-\x08\x0e-\x1f\x7f-\x9f\ufffd]|\x00{2,}")
+
+
+# File signatures of common binary formats. A database or archive whose pages hold much text can fall
+# below NONTEXT_SHARE (a SQLite file of English sentences: 17%), so these are refused by signature too.
+SIGNATURES = [(b"SQLite format 3\x00", "a SQLite database"), (b"PK\x03\x04", "a zip archive (or .docx, .jar, "
+              ".whl, a torch.save file)"), (b"\x1f\x8b", "gzip data (name it .gz to have it decompressed)"),
+              (b"BZh", "bzip2 data (name it .bz2 to have it decompressed)"), (b"\xfd7zXZ\x00", "xz data"),
+              (b"\x28\xb5\x2f\xfd", "zstd data"), (b"7z\xbc\xaf\x27\x1c", "a 7z archive"),
+              (b"Rar!\x1a\x07", "a rar archive"), (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+              (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"), (b"%PDF-", "a PDF document"),
+              (b"\x7fELF", "an ELF executable or library"), (b"\x93NUMPY", "a NumPy array"),
+              (b"\x89HDF\r\n\x1a\n", "an HDF5 file"), (b"PAR1", "a Parquet file"),
+              (b"\xca\xfe\xba\xbe", "a Java class or Mach-O file")]
+
+
+def binary_signature(head: bytes) -> str | None:
+    """What a file is when its first bytes carry a binary format's signature, else None."""
+    return next((what for magic, what in SIGNATURES if head.startswith(magic)), None)
+
+
+def nontext_share(head: bytes) -> float:
+    """Share of the characters of head (read as UTF-8) that text does not hold; see NONTEXT_SHARE."""
+    # final=False: a character cut by the end of the head is left out, not counted as undecodable.
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(head, final=False)
+    if not text:
+        return 0.0
+    return sum(len(m) for m in _NONTEXT.findall(text)) / len(text)
+
+
 def _head(path: Path, n: int = 4096) -> bytes:
     """The first n bytes of the text inside `path` (decompressed for .gz/.bz2); b"" if unreadable here."""
     opener = {".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix, open)
@@ -109,23 +149,36 @@ def check_paths(paths: list[str]) -> list[Path]:
             raise W2VError(f"corpus file not found: {p}")
         if path.is_dir():
             raise W2VError(f"corpus path is a directory, not a text file: {p}")
-        encoding = wide_encoding(_head(path))
+        head = _head(path, HEAD_BYTES)
+        encoding = wide_encoding(head[:4096])
         if encoding is not None:
             raise W2VError(f"corpus file {p} is {encoding} text; w2v reads UTF-8. Convert it first, "
                            f"e.g. iconv -f {encoding} -t UTF-8 {p} > {path.stem}.utf8{path.suffix}")
+        share, signature = nontext_share(head), binary_signature(head)
+        if share >= NONTEXT_SHARE or signature:
+            measured = (f"{share:.0%} of its first {len(head) // 1024} KB" if len(head) >= 1024
+                        else f"{share:.0%} of its {len(head)} bytes")
+            if signature:
+                raise W2VError(f"corpus file {p} is not text: it is {signature} ({measured} are undecodable bytes "
+                               f"or control characters); give text files (.txt, .gz, .bz2)")
+            raise W2VError(f"corpus file {p} is not text: {measured} are undecodable bytes or control characters "
+                           f"(text has under {NONTEXT_SHARE:.0%}); if it is text in another encoding, convert it "
+                           f"first: iconv -f ENCODING -t UTF-8 {p} > {path.stem}.utf8{path.suffix}")
         resolved.append(path.resolve())
     return resolved
 
 
 @dataclass
 class Corpus:
-    """A stream of text lines. `replaced_chars` counts undecodable bytes replaced so far."""
+    """A stream of text lines. `replaced_chars` counts undecodable bytes replaced so far
+    (`replaced_by_file`: the same per local file, only files with some)."""
 
     kind: str
     paths: list[Path] = field(default_factory=list)
     hub: DataConfig | None = None
     max_lines: int | None = None
     replaced_chars: int = 0
+    replaced_by_file: dict[str, int] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
         """A hash that changes whenever the text could have changed (paths, sizes, mtimes, hub ids)."""
@@ -135,15 +188,32 @@ class Corpus:
             st = os.stat(p)
             h.update(f"|{p}|{st.st_size}|{st.st_mtime_ns}".encode())
         if self.hub is not None:
-            h.update(f"|{self.hub.name}|{self.hub.config}|{self.hub.split}|{self.hub.column}".encode())
+            h.update(f"|{self.hub.name}|{self.hub.config}|{self.hub.split}|{self.hub.column}"
+                     f"|{self.hub.revision}|{self.hub_commit()}".encode())
         return h.hexdigest()[:16]
+
+    def hub_commit(self) -> str:
+        """The commit of the hub dataset that would be read (data.revision resolved by `datasets`).
+
+        Online this asks the hub which commit data.revision (default: main) is now; offline,
+        `datasets` answers from its cache. Either way a dataset that changed on the hub gets a
+        new token-id cache instead of the stale one.
+        """
+        from datasets import load_dataset_builder
+
+        try:
+            builder = load_dataset_builder(self.hub.name, self.hub.config, revision=self.hub.revision)
+        except Exception as exc:  # noqa: BLE001 - datasets raises many types for unreachable hubs / bad names
+            raise _hub_error(self.hub, exc) from exc
+        return str(getattr(builder, "hash", None) or "")
 
     def _dataset(self):
         from datasets import load_dataset
 
         try:
             if self.kind == "hub":
-                ds = load_dataset(self.hub.name, self.hub.config, split=self.hub.split, streaming=True)
+                ds = load_dataset(self.hub.name, self.hub.config, split=self.hub.split, streaming=True,
+                                  revision=self.hub.revision)
                 if self.hub.column != "text":
                     ds = ds.select_columns([self.hub.column]).rename_column(self.hub.column, "text")
                 return ds
@@ -153,9 +223,10 @@ class Corpus:
         except W2VError:
             raise
         except Exception as exc:  # datasets raises many types for unreachable hubs / bad names
-            where = f"hub dataset {self.hub.name!r}" if self.kind == "hub" else "corpus files"
+            if self.kind == "hub":
+                raise _hub_error(self.hub, exc) from exc
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise W2VError(f"cannot load {where}: {first_line}") from exc
+            raise W2VError(f"cannot load corpus files: {first_line}") from exc
 
     def total_bytes(self) -> int | None:
         """Bytes on disk of the files (compressed where they are), None for a hub dataset."""
@@ -166,20 +237,25 @@ class Corpus:
 
         on_bytes(n): called with the bytes read from disk so far, for a progress bar.
         """
-        self.replaced_chars = 0
-        lines_left = [self.max_lines]  # shared by all files, as one corpus
+        self.replaced_chars, self.replaced_by_file = 0, {}
+        lines_left = self.max_lines  # shared by all files, as one corpus
         if self.kind == "hub":
-            blocks = self._hub_blocks(block_bytes)
+            sources = [(None, self._hub_blocks(block_bytes))]
         else:
-            blocks = (block for path in self.paths for block in self._file_blocks(path, block_bytes, on_bytes))
-        for block in blocks:
-            if lines_left[0] is not None:
-                block, lines_left[0] = _first_lines(block, lines_left[0])
-            self.replaced_chars += block.count(REPLACEMENT_CHAR)
-            if block:
-                yield block
-            if lines_left[0] == 0:
-                return
+            sources = [(str(path), self._file_blocks(path, block_bytes, on_bytes)) for path in self.paths]
+        for name, blocks in sources:
+            for block in blocks:
+                if lines_left is not None:
+                    block, lines_left = _first_lines(block, lines_left)
+                replaced = block.count(REPLACEMENT_CHAR)
+                if replaced:
+                    self.replaced_chars += replaced
+                    if name is not None:
+                        self.replaced_by_file[name] = self.replaced_by_file.get(name, 0) + replaced
+                if block:
+                    yield block
+                if lines_left == 0:
+                    return
 
     def _file_blocks(self, path: Path, block_bytes: int, on_bytes) -> Iterator[str]:
         opener = {".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix, open)
@@ -240,6 +316,11 @@ class Corpus:
             raise W2VError(f"hub dataset has no column {self.hub.column!r}; set data.column") from exc
         except (OSError, ConnectionError, EOFError, zlib.error) as exc:  # EOFError: a truncated .gz/.bz2
             raise W2VError(f"cannot read corpus: {exc}") from exc
+
+
+def _hub_error(hub: DataConfig, exc: Exception) -> W2VError:
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return W2VError(f"cannot load hub dataset {hub.name!r}: {first_line}")
 
 
 def _cut_point(data: bytes, force: bool) -> int:

@@ -10,9 +10,12 @@ Layout of one cache entry (a folder named by the hash of corpus + tokenizer sett
                    as gensim drops words below min_count before windowing)
   sentences.npy    int64 offsets: sentence s is ids[sentences[s]:sentences[s+1]]
   counts.npy       int64 count of each id over the corpus (the trainer keeps none)
-  meta.json        sizes, for the log and metrics
+  meta.json        sizes, for the log and metrics, and a CRC-32 of each file above
 The entry is built in a temp folder and renamed into place, so a crash never
-leaves a half-written cache that a later run would trust.
+leaves a half-written cache that a later run would trust. Opening an entry checks
+it again (checksums, then shapes and the id range: 0.1 s in all for the 5.6M ids of data/big/tech.txt),
+because the C kernel indexes its tables with these ids unchecked: a damaged or
+stale entry is refused in one line that says to delete it, never trained on.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import os
 import shutil
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,16 +49,89 @@ class TokenIds:
     replaced_chars: int
     cache_hit: bool
     build_seconds: float = 0.0  # reading + encoding the corpus in this run (0 on a cache hit)
+    replaced_by_file: dict[str, int] | None = None  # undecodable byte sequences replaced, per file (if any)
 
     @property
     def vocab_size(self) -> int:
         return len(self.counts)
 
 
+# Bump when the layout or meta.json changes; it keys the cache, so older entries are rebuilt, not misread.
+CACHE_FORMAT = 2  # 2: meta.json holds a checksum of every file
+CHECKSUMMED_FILES = ("ids.int32", "sentences.npy", "counts.npy", "tokenizer.json")
+
+
 def cache_key(corpus: Corpus, vocab: VocabConfig) -> str:
     h = hashlib.sha256(f"{corpus.fingerprint()}|{vocab.min_count}|{vocab.max_size}|{vocab.pre_tokenizer}"
-                       f"|v{TOKENIZER_VERSION}".encode())
+                       f"|v{TOKENIZER_VERSION}|c{CACHE_FORMAT}".encode())
     return h.hexdigest()[:20]
+
+
+def file_checksum(path: Path, piece: int = 1 << 24) -> str:
+    """CRC-32 of a file, read in 16 MB pieces (about 1 GB/s: 30 ms for 30 MB of ids)."""
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(piece):
+            crc = zlib.crc32(chunk, crc)
+    return f"{crc:08x}"
+
+
+def _damaged(folder: Path, what: str) -> W2VError:
+    return W2VError(f"token-id cache {folder} is damaged or stale ({what}); delete it (rm -r {folder}) "
+                    f"and run again to rebuild it")
+
+
+def id_range(ids: np.ndarray, piece: int = 1 << 24) -> tuple[int, int]:
+    """(min, max) of an int32 array, in pieces so a memmap is not read into memory at once; (0, 0) if empty."""
+    lo, hi = 0, 0
+    for start in range(0, len(ids), piece):
+        part = ids[start:start + piece]
+        lo, hi = (int(part.min()), int(part.max())) if start == 0 else (min(lo, int(part.min())),
+                                                                        max(hi, int(part.max())))
+    return lo, hi
+
+
+def open_cache(folder: Path) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, Tokenizer]:
+    """(meta, ids memmap, sentence offsets, counts, tokenizer) of a cache entry, checked; W2VError if damaged.
+
+    Checks, cheapest first: every file's checksum against meta.json, the sizes against each
+    other, sentence offsets rising from 0 to the token count, counts summing to it, and
+    every id inside [0, vocab_size), so that no id can index past the end of a table.
+    """
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        sums = meta["checksums"]
+        tokens, vocab_size = int(meta["tokens"]), int(meta["vocab_size"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise _damaged(folder, f"meta.json unreadable: {type(exc).__name__}: {exc}") from None
+    for name in CHECKSUMMED_FILES:
+        try:
+            actual = file_checksum(folder / name)
+        except OSError as exc:
+            raise _damaged(folder, f"{name}: {exc.strerror or exc}") from None
+        if actual != sums.get(name):
+            raise _damaged(folder, f"{name} checksum {actual}, meta.json says {sums.get(name)}")
+    try:
+        sentences = np.load(folder / "sentences.npy", allow_pickle=False)
+        counts = np.load(folder / "counts.npy", allow_pickle=False)
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    except Exception as exc:  # noqa: BLE001 - matched checksums but unreadable: written by other code
+        raise _damaged(folder, f"{type(exc).__name__}: {str(exc)[:100]}") from None
+    if (folder / "ids.int32").stat().st_size != 4 * tokens:
+        raise _damaged(folder, f"ids.int32 holds {(folder / 'ids.int32').stat().st_size} bytes, "
+                               f"meta.json says {tokens} ids")
+    if counts.shape != (vocab_size,) or tokenizer.get_vocab_size() != vocab_size or counts.sum() != tokens:
+        raise _damaged(folder, f"{len(counts)} counts summing to {counts.sum()}, a tokenizer of "
+                               f"{tokenizer.get_vocab_size()} words, meta.json: {vocab_size} words, {tokens} ids")
+    if (sentences.ndim != 1 or len(sentences) < 1 or sentences[0] != 0 or sentences[-1] != tokens
+            or (np.diff(sentences) < 0).any()):
+        raise _damaged(folder, "sentence offsets do not run from 0 to the number of ids")
+    ids = np.memmap(folder / "ids.int32", dtype=np.int32, mode="r", shape=(tokens,)) if tokens \
+        else np.zeros(0, np.int32)
+    lo, hi = id_range(ids)
+    if lo < 0 or hi >= vocab_size:
+        raise _damaged(folder, f"ids range over [{lo}, {hi}], the vocabulary has {vocab_size} ids")
+    return meta, ids, sentences, counts, tokenizer
 
 
 def choose_vocabulary(counts: np.ndarray, min_count: int, max_size: int | None) -> np.ndarray:
@@ -94,7 +171,8 @@ def _encode_to_disk(corpus: Corpus, vocab: VocabConfig, folder: Path, show_progr
     np.save(folder / "sentences.npy", sentences)
     np.save(folder / "counts.npy", counts)
     meta = {"tokens": int(sentences[-1]), "sentences": len(sentences) - 1, "vocab_size": len(chosen) + 1,
-            "replaced_chars": int(corpus.replaced_chars), "pre_tokenizer": vocab.pre_tokenizer}
+            "replaced_chars": int(corpus.replaced_chars), "replaced_by_file": dict(corpus.replaced_by_file),
+            "pre_tokenizer": vocab.pre_tokenizer}
     return meta, tokenizer
 
 
@@ -112,11 +190,16 @@ def load_or_build(corpus: Corpus, vocab: VocabConfig, cache_dir: Path, show_prog
     else:
         log("reading the corpus: vocabulary and token ids in one pass ...")
         started = time.perf_counter()
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".ids-", dir=cache_dir))
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".ids-", dir=cache_dir))
+        except OSError as exc:
+            raise W2VError(f"cannot write the token-id cache in {cache_dir}: {exc.strerror or exc}; "
+                           f"point cache_dir=... at a writable folder") from exc
         try:
             meta, tokenizer = _encode_to_disk(corpus, vocab, tmp, show_progress, workers, block_bytes)
             tokenizer.save(str(tmp / "tokenizer.json"))
+            meta["checksums"] = {name: file_checksum(tmp / name) for name in CHECKSUMMED_FILES}
             (tmp / "meta.json").write_text(json.dumps(meta))
             try:
                 os.replace(tmp, folder)
@@ -124,23 +207,27 @@ def load_or_build(corpus: Corpus, vocab: VocabConfig, cache_dir: Path, show_prog
                 if not (folder / "meta.json").exists():
                     raise
                 shutil.rmtree(tmp)  # a concurrent run finished the same entry first; theirs is as good
+        except OSError as exc:  # a full disk, a read-only cache_dir: no partial entry is left behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise W2VError(f"cannot write the token-id cache {folder}: {exc.strerror or exc}; free space "
+                           f"or point cache_dir=... elsewhere") from exc
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         seconds = time.perf_counter() - started
         log(f"encoded {meta['tokens']:,} in-vocabulary tokens in {seconds:.1f}s; vocabulary "
             f"{meta['vocab_size'] - 1:,} words")
-    meta = json.loads((folder / "meta.json").read_text())
+    meta, ids, sentences, counts, tokenizer = open_cache(folder)
     if meta["tokens"] == 0:
         raise W2VError("the corpus has no in-vocabulary tokens; give a larger corpus or lower vocab.min_count")
-    ids = np.memmap(folder / "ids.int32", dtype=np.int32, mode="r", shape=(meta["tokens"],))
     return TokenIds(
-        tokenizer=Tokenizer.from_file(str(folder / "tokenizer.json")),
+        tokenizer=tokenizer,
         tokenizer_path=folder / "tokenizer.json",
         ids=ids,
-        sentences=np.load(folder / "sentences.npy"),
-        counts=np.load(folder / "counts.npy"),
+        sentences=sentences,
+        counts=counts,
         replaced_chars=meta["replaced_chars"],
         cache_hit=hit,
         build_seconds=seconds,
+        replaced_by_file=meta.get("replaced_by_file") or None,
     )

@@ -106,7 +106,8 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
             tmp.write_text(resolved_config, encoding="utf-8")
     token_ids = load_token_ids(cfg, cache_dir, world, show_progress)
     if token_ids.replaced_chars and world.is_main:
-        log.warning(f"replaced {token_ids.replaced_chars} undecodable byte sequences with U+FFFD (dropped)")
+        for name, replaced in (token_ids.replaced_by_file or {"the corpus": token_ids.replaced_chars}).items():
+            log.warning(f"{name}: replaced {replaced} undecodable byte sequences with U+FFFD (read as spaces)")
     vocab_size, n_tokens = token_ids.vocab_size, len(token_ids.ids)
     log.info(f"corpus: {n_tokens} in-vocabulary tokens, {len(token_ids.sentences) - 1} lines, "
              f"vocabulary {vocab_size - 1} words; device {device}, backend {cfg.backend.name}, "
@@ -178,6 +179,7 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         "words_per_sec_raw": stats.raw_words / max(stats.train_seconds, 1e-9),
         "words_per_sec_effective": stats.effective_words / max(stats.train_seconds, 1e-9),
         "final_loss": stats.final_loss, "final_lr": stats.final_lr, "replaced_chars": token_ids.replaced_chars,
+        "replaced_by_file": token_ids.replaced_by_file or {},
         "tokenize_cache_hit": token_ids.cache_hit, "tokenize_s": token_ids.build_seconds,
         "model": cfg.model.name, "backend": cfg.backend.name,
         "device": str(device), "world_size": world.world_size, "resumed": options.resume is not None,

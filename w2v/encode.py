@@ -7,12 +7,13 @@ file, line ends included (as LINE_END_ID). Nothing is done per
 line in Python and nothing grows with the line length, so a corpus that is one 100M-word
 line passes in the same memory as one of short lines.
 
-Afterwards one bincount over the file gives every word's count; the vocabulary is chosen
+Afterwards a bincount per 16M ids of the file gives every word's count; the vocabulary is chosen
 from those counts (w2v/token_ids.py), and a numpy pass maps provisional ids to final ones.
 The vocabulary pass and the encoding pass of a two-pass design are thus one text pass.
 """
 from __future__ import annotations
 
+import collections
 import multiprocessing
 import os
 import signal
@@ -28,6 +29,7 @@ from .words import prepare as prepare_words
 LINE_END_ID = 0
 # Below this many bytes of text, starting worker processes costs more than it saves.
 PARALLEL_MIN_BYTES = 8 << 20
+IN_FLIGHT = 3  # blocks handed to each worker ahead of the one being merged
 
 _pre_tokenizer = "punct"  # set in each worker process by _start_worker
 
@@ -85,9 +87,18 @@ def number_corpus(blocks: Iterable[str], out_path: Path, pre_tokenizer: str = "p
             tokens += len(local_ids)
     words = list(index)
     del index
-    counts = count_ids(np.memmap(out_path, dtype=np.int32, mode="r", shape=(tokens,)) if tokens
-                       else np.zeros(0, np.int32), len(words))
+    counts = np.zeros(len(words), dtype=np.int64)
+    for piece in _pieces(out_path):
+        counts += np.bincount(piece, minlength=len(words))  # one bincount per 16M ids: O(tokens + words)
     return ProvisionalIds(path=out_path, words=words, counts=counts, tokens=tokens)
+
+
+def _pieces(path: Path, piece: int = 1 << 24) -> Iterator[np.ndarray]:
+    """The int32 ids of a file, 16M at a time. Read, not memory-mapped: the mapped pages of a big
+    file would count in the process's memory while it is read."""
+    with open(path, "rb") as f:
+        while len(part := np.fromfile(f, dtype=np.int32, count=piece)):
+            yield part
 
 
 def _numbered(blocks: Iterable[str], pre_tokenizer: str, workers: int) -> Iterator[tuple[np.ndarray, list[str]]]:
@@ -99,16 +110,16 @@ def _numbered(blocks: Iterable[str], pre_tokenizer: str, workers: int) -> Iterat
     # Unicode classes built here once, instead of building them each.
     prepare_words()
     with multiprocessing.get_context("fork").Pool(workers, _start_worker, (pre_tokenizer, True)) as pool:
-        # imap keeps the blocks in corpus order; a few blocks in flight per worker keep it busy.
-        yield from pool.imap(_number_block, blocks, chunksize=1)
-
-
-def count_ids(ids: np.ndarray, size: int, piece: int = 1 << 26) -> np.ndarray:
-    """(size,) int64 occurrences of each id: one bincount per piece of 64M ids, O(tokens + size)."""
-    counts = np.zeros(size, dtype=np.int64)
-    for start in range(0, len(ids), piece):
-        counts += np.bincount(ids[start:start + piece], minlength=size)
-    return counts
+        # At most IN_FLIGHT blocks per worker are read ahead: Pool.imap would read the whole corpus
+        # into its queue as fast as the disk allows (far faster than splitting), unbounded memory.
+        # Results come back in corpus order.
+        pending: collections.deque = collections.deque()
+        for block in blocks:
+            pending.append(pool.apply_async(_number_block, (block,)))
+            if len(pending) >= IN_FLIGHT * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
 
 
 def write_final_ids(provisional: ProvisionalIds, final_of: np.ndarray, ids_path: Path,
@@ -118,12 +129,9 @@ def write_final_ids(provisional: ProvisionalIds, final_of: np.ndarray, ids_path:
     final_of: (len(words),) int32 final id of each provisional id, -1 to drop it.
     Returns the sentence offsets (int64): sentence s is ids[offsets[s]:offsets[s+1]], empty lines dropped.
     """
-    source = np.memmap(provisional.path, dtype=np.int32, mode="r", shape=(provisional.tokens,)) \
-        if provisional.tokens else np.zeros(0, np.int32)
     ends, written = [np.zeros(1, np.int64)], 0
     with open(ids_path, "wb") as out:
-        for start in range(0, len(source), piece):
-            part = source[start:start + piece]
+        for part in _pieces(provisional.path, piece):
             mapped = final_of[part]
             kept = mapped >= 0
             # A line ends after the kept words before its LINE_END.

@@ -40,7 +40,10 @@ def test_checkpoint_every_takes_words_or_minutes():
 
 def test_resume_needs_a_checkpoint(tmp_path):
     assert resume_path(False, tmp_path) is None and resume_path(None, tmp_path) is None
-    with pytest.raises(W2VError, match="nothing to resume"):
+    # Stopped (or killed) before its first checkpoint: resume=true starts it from the beginning.
+    assert resume_path(True, tmp_path) is None
+    (tmp_path / "metrics.json").write_text("{}")
+    with pytest.raises(W2VError, match="nothing to resume"):  # a finished run
         resume_path(True, tmp_path)
     with pytest.raises(W2VError, match="no checkpoint file"):
         resume_path(str(tmp_path / "missing.pt"), tmp_path)
@@ -112,11 +115,11 @@ def test_save_is_atomic_and_loads_with_weights_only(tmp_path, monkeypatch):
     assert torch.equal(payload["tables"]["input"], backend.input_weights())
 
     def crash_half_way(obj, f, *args, **kwargs):
-        Path(f).write_bytes(first[: len(first) // 2])
-        raise OSError("No space left on device")
+        f.write(first[: len(first) // 2])
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", crash_half_way)
-    with pytest.raises(OSError):
+    with pytest.raises(W2VError, match=f"^cannot write {path}: No space left on device$"):
         save_checkpoint(path, backend, {"epoch": 1}, {"dim": 4})
     assert path.read_bytes() == first  # the previous checkpoint survives a failed save
     assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT_NAME]  # no temp file left behind

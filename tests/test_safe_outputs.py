@@ -19,7 +19,7 @@ TINY = ["model.dim=8", "vocab.min_count=2", "train.epochs=1", "evaluate=false", 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
     target = tmp_path / "metrics.json"
     write_json(target, {"run": 1})
-    with pytest.raises(OSError):
+    with pytest.raises(W2VError, match=f"^cannot write {target}: No space left on device$"):
         with atomic_path(target) as tmp:
             tmp.write_text('{"run": 2, "trunc')
             raise OSError(28, "No space left on device")

@@ -69,14 +69,21 @@ class Checkpointing:
 
 
 def resume_path(value: Any, run_dir: Path) -> Path | None:
-    """train.resume: false/null -> None; true -> run_dir/checkpoint.pt; a string -> that file."""
+    """train.resume: false/null -> None; true -> run_dir/checkpoint.pt; a string -> that file.
+
+    true without a checkpoint in an unfinished run dir (stopped, or killed, before its first
+    checkpoint) -> None: the run starts from the beginning. A finished run (metrics.json, no
+    checkpoint) has nothing to resume: refused.
+    """
     if value is None or value is False or (isinstance(value, str) and value.strip().lower() in ("", "false")):
         return None
     if value is True or (isinstance(value, str) and value.strip().lower() == "true"):
         path = run_dir / CHECKPOINT_NAME
         if not path.is_file():
-            raise W2VError(f"train.resume=true but there is no checkpoint at {path} "
-                           f"(a finished run removes its checkpoint); nothing to resume")
+            if (run_dir / "metrics.json").is_file():
+                raise W2VError(f"train.resume=true but there is no checkpoint at {path} "
+                               f"(a finished run removes its checkpoint); nothing to resume")
+            return None
         return path
     if isinstance(value, str):
         path = Path(value).expanduser()
@@ -114,8 +121,10 @@ def save_checkpoint(path: Path, backend, loop_state: dict, key: dict) -> None:
         "tables": {"input": backend.input_weights().detach().cpu(), "output": backend.output_weights().detach().cpu()},
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Through a Python file: torch.save(payload, path) reports a full disk as a RuntimeError
+    # ("unexpected pos ..."), a file object as the OSError it is.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
 
 
 def load_checkpoint(path: Path) -> dict:

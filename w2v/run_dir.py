@@ -44,10 +44,24 @@ def refuse_before_hydra(argv: list[str]) -> None:
         prepare_run_dir(Path(run_dir), resuming=False, overwrite=False)
 
 
+def remove_stale_temp_files(run_dir: Path) -> list[str]:
+    """Remove the temp files (.NAME.*.tmp) of outputs whose writer was killed before its rename.
+
+    Only one run writes into a run dir at a time, so any such file is an orphan.
+    """
+    removed = []
+    for name in (*OUTPUT_NAMES, "config.resolved.yaml"):
+        for tmp in run_dir.glob(f".{name}.*.tmp") if run_dir.is_dir() else []:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp.name)
+    return removed
+
+
 def prepare_run_dir(run_dir: Path, resuming: bool, overwrite: bool) -> None:
     """Refuse a run dir with outputs in it unless resuming or overwriting; clear it for overwrite."""
     found = existing_outputs(run_dir)
     if not found or resuming:
+        remove_stale_temp_files(run_dir)
         return
     if not overwrite:
         raise W2VError(f"run dir {run_dir} already holds an earlier run's outputs ({', '.join(found)}); "
@@ -59,6 +73,7 @@ def prepare_run_dir(run_dir: Path, resuming: bool, overwrite: bool) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
+    remove_stale_temp_files(run_dir)
 
 
 @dataclass
@@ -68,10 +83,18 @@ class RunOptions:
     resume: Path | None = None
     overwrite: bool = False
     checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
+    # train.resume was asked for; with resume None, the run stopped before its first checkpoint
+    # and starts again from the beginning in the same run dir.
+    resume_requested: bool = False
+
+    @property
+    def resuming(self) -> bool:
+        return self.resume is not None or self.resume_requested
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any], run_dir: Path) -> "RunOptions":
         train_cfg = raw.get("train") or {}
-        return cls(resume=resume_path(train_cfg.get("resume"), run_dir),
-                   overwrite=parse_overwrite(raw.get("overwrite", False)),
-                   checkpoint=CheckpointPolicy.parse(train_cfg.get("checkpoint_every")))
+        resume = resume_path(train_cfg.get("resume"), run_dir)
+        asked = str(train_cfg.get("resume")).strip().lower() not in ("none", "false", "")
+        return cls(resume=resume, overwrite=parse_overwrite(raw.get("overwrite", False)),
+                   checkpoint=CheckpointPolicy.parse(train_cfg.get("checkpoint_every")), resume_requested=asked)

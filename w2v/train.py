@@ -100,7 +100,10 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
     torch.manual_seed(cfg.train.seed)
     cache_dir = Path(to_absolute_path(cfg.cache_dir)) if HydraConfig.initialized() else Path(cfg.cache_dir)
 
-    world.on_main(lambda: prepare_run_dir(run_dir, options.resume is not None, options.overwrite))
+    world.on_main(lambda: prepare_run_dir(run_dir, options.resuming, options.overwrite))
+    if options.resuming and options.resume is None and world.is_main:
+        log.warning(f"train.resume=true: no checkpoint in {run_dir} (the run stopped before its first one); "
+                    f"starting from the beginning")
     if world.is_main and resolved_config is not None:
         with atomic_path(run_dir / "config.resolved.yaml") as tmp:
             tmp.write_text(resolved_config, encoding="utf-8")
@@ -159,7 +162,9 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         if stats.examples == 0:
             raise W2VError("no training examples: no line has two in-vocabulary words within the window; "
                            "give a corpus of sentences, or lower vocab.min_count")
-        if not np.isfinite(stats.final_loss):
+        # A run resumed from a checkpoint taken at its very last step trains nothing more: no loss to judge.
+        steps_before = resume_loop["stats"]["steps"] if resume_loop else 0
+        if not np.isfinite(stats.final_loss) and stats.steps > steps_before:
             raise W2VError(f"training diverged (loss {stats.final_loss}); lower train.lr or train.batch_size")
         if not world.is_main:
             return {}

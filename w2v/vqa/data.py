@@ -15,7 +15,8 @@ class VQASplit:
     questions: n strings; answers: (n,) int64 class ids (UNKNOWN_ANSWER allowed in
     evaluation splits); image_rows: (n,) int64 row of `images` each question asks about;
     images: (n_images, H, W, 3) uint8 pixels or (n_images, D) float32 features;
-    kinds: the question type of each question ("" when the source has none).
+    kinds: the question type of each question ("" when the source has none);
+    human_answers: each question's annotators' answers (VQA v2), for the official soft accuracy.
     """
 
     questions: list[str]
@@ -23,6 +24,7 @@ class VQASplit:
     image_rows: np.ndarray
     images: np.ndarray
     kinds: list[str] = field(default_factory=list)
+    human_answers: list[list[str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.questions)

@@ -24,7 +24,7 @@ from .model import VQAModel
 from .scene_cache import load_or_generate
 from .synonyms import paraphrase_only_words
 from .training import encode_split, evaluate, train_model
-from .vqa2 import load_vqa2
+from .vqa2 import load_vqa2, vqa_soft_score
 
 log = logging.getLogger("w2v.vqa")
 
@@ -61,6 +61,12 @@ def vectors_provenance(vectors_path: Path) -> dict:
         config = yaml.safe_load(resolved.read_text()) or {}
         info["training_config"] = {k: config[k] for k in ("model", "backend", "data", "vocab", "train") if k in config}
     return info
+
+
+def soft_accuracy(predictions: list[int], human_answers: list[list[str]], answer_names: list[str]) -> float | None:
+    """Mean official VQA accuracy over the questions with annotators' answers; None when none has them."""
+    scores = [vqa_soft_score(answer_names[p], humans) for p, humans in zip(predictions, human_answers) if humans]
+    return sum(scores) / len(scores) if scores else None
 
 
 def run_vqa(cfg: VQARunConfig, run_dir: Path, cache_dir: Path | None = None) -> dict:
@@ -104,7 +110,12 @@ def run_vqa(cfg: VQARunConfig, run_dir: Path, cache_dir: Path | None = None) -> 
             raise W2VError("training diverged (loss is NaN); lower train.lr")
         results = {name: evaluate(model, encoded[name], device) for name in dataset.eval_splits}
         for name, result in results.items():
-            writer.add_scalar(f"eval/{name}_accuracy", result["accuracy"], stats["steps"])
+            soft = soft_accuracy(result["predictions"], dataset.splits[name].human_answers, dataset.answer_names)
+            if soft is not None:
+                result["vqa_soft_accuracy"] = soft
+            for key in ("accuracy", "vqa_soft_accuracy"):
+                if key in result:
+                    writer.add_scalar(f"eval/{name}_{key}", result[key], stats["steps"])
     finally:
         writer.close()
 
@@ -127,6 +138,8 @@ def run_vqa(cfg: VQARunConfig, run_dir: Path, cache_dir: Path | None = None) -> 
         "pretrained_row_max_change": (None if pretrained_before is None else
                                       float((embedding.pretrained.weight.detach() - pretrained_before).abs().max())),
         **{f"{name}_accuracy": r["accuracy"] for name, r in results.items()},
+        **{f"{name}_vqa_soft_accuracy": r["vqa_soft_accuracy"] for name, r in results.items()
+           if "vqa_soft_accuracy" in r},
         "by_kind": {name: r["by_kind"] for name, r in results.items()},
         "eval_questions": {name: r["n"] for name, r in results.items()},
         "train_questions": len(dataset.splits["train"]),
@@ -143,7 +156,9 @@ def run_vqa(cfg: VQARunConfig, run_dir: Path, cache_dir: Path | None = None) -> 
     if vectors_path is not None:
         metrics["vectors"] = vectors_provenance(vectors_path)
     write_json(run_dir / "metrics.json", metrics)
-    summary = "  ".join(f"{name} {r['accuracy']:.3f}" for name, r in results.items())
+    summary = "  ".join(f"{name} {r['accuracy']:.3f}" + (f" (VQA soft accuracy {r['vqa_soft_accuracy']:.3f})"
+                                                          if "vqa_soft_accuracy" in r else "")
+                        for name, r in results.items())
     log.info(f"{e.init}{' frozen' if e.freeze else ''}: {summary}; {len(vocab.oov_words)} OOV question words; "
              f"{stats['train_s']:.0f}s training")
     return metrics

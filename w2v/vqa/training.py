@@ -98,15 +98,18 @@ def train_model(model: torch.nn.Module, train: EncodedSplit, cfg: TrainConfig, d
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, data: EncodedSplit, device: torch.device, batch_size: int = 256) -> dict:
-    """{'accuracy', 'n', 'by_kind': {kind: accuracy}}; unknown answers count as wrong."""
+    """{'accuracy' (exact match), 'n', 'by_kind': {kind: accuracy}, 'predictions': (n,) answer ids};
+    unknown answers count as wrong."""
     model.eval()
     correct = torch.zeros(len(data.answers), dtype=torch.bool)
+    predictions = torch.zeros(len(data.answers), dtype=torch.long)
     for start in range(0, len(data.answers), batch_size):
         index = torch.arange(start, min(start + batch_size, len(data.answers)))
         ids, images, answers = _batch(data, index, device)
-        correct[index] = (model(ids, images).argmax(dim=1) == answers).cpu()
+        predictions[index] = model(ids, images).argmax(dim=1).cpu()
+        correct[index] = predictions[index] == answers.cpu()
     kinds = np.asarray(data.kinds)
     by_kind = {kind: float(correct[torch.from_numpy(kinds == kind)].float().mean())
                for kind in sorted(set(data.kinds)) if kind}
     return {"accuracy": float(correct.float().mean()) if len(correct) else float("nan"),
-            "n": len(correct), "by_kind": by_kind}
+            "n": len(correct), "by_kind": by_kind, "predictions": predictions.tolist()}

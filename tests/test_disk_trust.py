@@ -11,6 +11,7 @@ import re
 import sqlite3
 import struct
 import sys
+import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -185,6 +186,19 @@ def test_concurrent_runs_encoding_one_new_corpus_all_succeed(tmp_path, runs):
     entries = sorted(p.name for p in (tmp_path / "cache").iterdir())
     assert len(entries) == 1 and entries[0].startswith("ids-"), entries  # one entry, no temp folder left
     assert build(tmp_path).cache_hit  # and it is intact
+
+
+def test_a_killed_encoders_temp_folder_is_removed_by_a_later_build_and_a_live_one_is_not(tmp_path):
+    cache = tmp_path / "cache"
+    dead, live = cache / ".ids-dead", cache / ".ids-live"
+    for folder in (dead, live):
+        folder.mkdir(parents=True)
+        (folder / "provisional.int32").write_bytes(b"\0" * 64)
+    hours_ago = time.time() - 2 * 3600
+    for path in (dead / "provisional.int32", dead):
+        os.utime(path, (hours_ago, hours_ago))
+    build(tmp_path)
+    assert not dead.exists() and live.exists()
 
 
 # --- files that are not text -----------------------------------------------------------------------------------

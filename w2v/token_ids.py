@@ -176,6 +176,25 @@ def _encode_to_disk(corpus: Corpus, vocab: VocabConfig, folder: Path, show_progr
     return meta, tokenizer
 
 
+# A build folder nothing has written to for this long belongs to an encoder that was killed:
+# a live one appends to its files block after block.
+STALE_BUILD_SECONDS = 3600
+
+
+def remove_stale_builds(cache_dir: Path, older_than: float = STALE_BUILD_SECONDS) -> list[str]:
+    """Remove the temp folders (.ids-*) of encoders killed before their rename; returns their names."""
+    removed, now = [], time.time()
+    for folder in cache_dir.glob(".ids-*"):
+        try:
+            last_write = max([folder.stat().st_mtime] + [f.stat().st_mtime for f in folder.iterdir()])
+        except OSError:  # removed meanwhile by its own encoder or another run
+            continue
+        if now - last_write > older_than:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
+
+
 def load_or_build(corpus: Corpus, vocab: VocabConfig, cache_dir: Path, show_progress: bool = True,
                   log=print, workers: int | None = None, block_bytes: int = 1 << 20) -> TokenIds:
     """Tokenise and encode the corpus once; later runs with the same inputs reuse the cache.
@@ -192,6 +211,7 @@ def load_or_build(corpus: Corpus, vocab: VocabConfig, cache_dir: Path, show_prog
         started = time.perf_counter()
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_builds(cache_dir)
             tmp = Path(tempfile.mkdtemp(prefix=".ids-", dir=cache_dir))
         except OSError as exc:
             raise W2VError(f"cannot write the token-id cache in {cache_dir}: {exc.strerror or exc}; "

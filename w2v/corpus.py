@@ -156,7 +156,7 @@ def check_paths(paths: list[str]) -> list[Path]:
                            f"e.g. iconv -f {encoding} -t UTF-8 {p} > {path.stem}.utf8{path.suffix}")
         share, signature = nontext_share(head), binary_signature(head)
         if share >= NONTEXT_SHARE or signature:
-            measured = (f"{share:.0%} of its first {len(head) // 1024} KB" if len(head) >= 1024
+            measured = (f"{share:.0%} of its first {HEAD_BYTES // 1024} KB" if len(head) >= HEAD_BYTES
                         else f"{share:.0%} of its {len(head)} bytes")
             if signature:
                 raise W2VError(f"corpus file {p} is not text: it is {signature} ({measured} are undecodable bytes "

@@ -121,10 +121,17 @@ def save_checkpoint(path: Path, backend, loop_state: dict, key: dict) -> None:
         "tables": {"input": backend.input_weights().detach().cpu(), "output": backend.output_weights().detach().cpu()},
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
     }
-    # Through a Python file: torch.save(payload, path) reports a full disk as a RuntimeError
-    # ("unexpected pos ..."), a file object as the OSError it is.
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(payload, f)
+        try:
+            torch.save(payload, f)
+        except RuntimeError as exc:
+            # A full disk: the write raises OSError inside torch.save, whose zip writer then fails to
+            # finish the archive and raises RuntimeError("unexpected pos ...") over it. Report the
+            # OSError. (Given a path instead of a file, torch writes in C++: no OSError at all.)
+            cause = exc.__context__ or exc.__cause__
+            if isinstance(cause, OSError):
+                raise cause from None
+            raise
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -218,7 +218,8 @@ def load_or_build(corpus: Corpus, vocab: VocabConfig, cache_dir: Path, show_prog
                            f"point cache_dir=... at a writable folder") from exc
         try:
             meta, tokenizer = _encode_to_disk(corpus, vocab, tmp, show_progress, workers, block_bytes)
-            tokenizer.save(str(tmp / "tokenizer.json"))
+            # Written by Python, not tokenizer.save (Rust), so that a full disk is an OSError like the rest.
+            (tmp / "tokenizer.json").write_text(tokenizer.to_str(pretty=True), encoding="utf-8")
             meta["checksums"] = {name: file_checksum(tmp / name) for name in CHECKSUMMED_FILES}
             (tmp / "meta.json").write_text(json.dumps(meta))
             try:

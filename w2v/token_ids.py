@@ -207,7 +207,7 @@ def load_or_build(corpus: Corpus, vocab: VocabConfig, cache_dir: Path, show_prog
     if hit:
         log(f"token-id cache hit ({folder}): skipping tokenisation")
     else:
-        log("reading the corpus: vocabulary and token ids in one pass ...")
+        log("reading the corpus once for the vocabulary and the token ids ...")
         started = time.perf_counter()
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)

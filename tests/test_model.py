@@ -50,8 +50,10 @@ def test_learning_rate_decays_linearly_to_min_lr():
     assert learning_rate(0.025, 0.0001, 2.0) == learning_rate(0.025, 0.0001, 1.0)  # clamped
 
 
-def test_init_tables_follow_word2vec():
-    inp, out = init_tables(500, 50, seed=3)
-    assert inp.abs().max() <= 0.5 / 50 and inp.abs().max() > 0.45 / 50
+def test_init_tables_follow_gensim():
+    inp, out = init_tables(500, 50, seed=3)  # default: gensim 4's +-1/dim
+    assert inp.abs().max() <= 1.0 / 50 and inp.abs().max() > 0.9 / 50
+    narrow, _ = init_tables(500, 50, seed=3, init_range=0.5)  # word2vec.c's +-0.5/dim
+    assert narrow.abs().max() <= 0.5 / 50 and narrow.abs().max() > 0.45 / 50
     assert out.abs().sum() == 0
     torch.testing.assert_close(inp, init_tables(500, 50, seed=3)[0])  # seeded

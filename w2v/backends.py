@@ -20,11 +20,11 @@ from .model import LOSSES, Batch
 from .fused import FusedBackend  # hand-written steps, no autograd (not an EmbeddingBackend subclass)
 
 
-def init_tables(vocab_size: int, dim: int, seed: int, init_range: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+def init_tables(vocab_size: int, dim: int, seed: int, init_range: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """word2vec's initialisation: input rows uniform in +-init_range/dim, output rows zero. (V, D) float32 each.
 
-    word2vec.c uses init_range 0.5; gensim 4 uses 1.0 (model.init_range; compare_gensim.py
-    matches gensim's).
+    The default 1.0 is gensim 4's (model.init_range); word2vec.c uses 0.5, which measured worse
+    (docs/performance.md, "Quality vs gensim").
     """
     generator = torch.Generator().manual_seed(seed)
     input_table = (torch.rand(vocab_size, dim, generator=generator) * 2 - 1) * (init_range / dim)

@@ -28,7 +28,7 @@ class ModelConfig:
     dim: int = 100
     window: int = 5
     negative: int = 5
-    init_range: float = 0.5  # input rows start uniform in +-init_range/dim: 0.5 word2vec.c, 1.0 gensim 4
+    init_range: float = 1.0  # input rows start uniform in +-init_range/dim: 1.0 gensim 4 (0.5 word2vec.c)
 
 
 @dataclass

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -31,15 +33,26 @@ def _save(dataset: VQADataset, path: Path) -> None:
             np.savez(f, **arrays)
 
 
-def _load(path: Path, source: str) -> VQADataset:
+class DamagedCache(ValueError):
+    """The cache file loads but does not hold what _save writes."""
+
+
+def _load(path: Path, spec: SceneSpec) -> VQADataset:
+    """The cached dataset, checked against its spec: shapes, dtypes and every answer id in range."""
     splits = {}
     with np.load(path, allow_pickle=False) as archive:
         for name in ("train", "test", "test_paraphrase"):
-            images = archive[f"{name}/images"]
-            splits[name] = VQASplit(questions=archive[f"{name}/questions"].tolist(),
-                                    answers=archive[f"{name}/answers"], image_rows=np.arange(len(images)),
-                                    images=images, kinds=archive[f"{name}/kinds"].tolist())
-    return VQADataset(splits=splits, answer_names=list(ANSWER_NAMES), image_kind="pixels", source=source)
+            images, answers = archive[f"{name}/images"], archive[f"{name}/answers"]
+            questions, kinds = archive[f"{name}/questions"].tolist(), archive[f"{name}/kinds"].tolist()
+            n = getattr(spec, name)
+            if (images.shape != (n, spec.image_size, spec.image_size, 3) or images.dtype != np.uint8
+                    or answers.shape != (n,) or not np.issubdtype(answers.dtype, np.integer)
+                    or len(questions) != n or len(kinds) != n
+                    or (n and (answers.min() < 0 or answers.max() >= len(ANSWER_NAMES)))):
+                raise DamagedCache(f"{name} split does not match the spec")
+            splits[name] = VQASplit(questions=questions, answers=answers, image_rows=np.arange(n), images=images,
+                                    kinds=kinds)
+    return VQADataset(splits=splits, answer_names=list(ANSWER_NAMES), image_kind="pixels", source=describe(spec))
 
 
 def load_or_generate(spec: SceneSpec, cache_dir: Path | None, log=print) -> VQADataset:
@@ -49,9 +62,9 @@ def load_or_generate(spec: SceneSpec, cache_dir: Path | None, log=print) -> VQAD
     path = cache_file(spec, cache_dir)
     if path.exists():
         try:
-            return _load(path, describe(spec))
-        except (OSError, KeyError, ValueError):
-            log(f"scene cache {path} is unreadable; generating again")
+            return _load(path, spec)
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            log(f"scene cache {path} is unreadable ({type(exc).__name__}: {str(exc)[:100]}); generating again")
     dataset = generate_dataset(spec)
     _save(dataset, path)
     return dataset

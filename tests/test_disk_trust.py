@@ -233,6 +233,13 @@ def make_binary(kind: str, folder: Path) -> Path:
             db.executemany("insert into notes (body) values (?)",
                            [(f"note {i}: the quick brown fox jumps over the lazy dog",) for i in range(3000)])
         db.close()
+    elif kind == "tar_gz_of_text":  # mostly text once decompressed, but its headers are not
+        import tarfile
+
+        (folder / "a.txt").write_text(zipf_text(3000, vocab=300) * 6, encoding="utf-8")  # ~110 KB
+        path = folder / "texts.tar.gz"
+        with tarfile.open(path, "w:gz") as archive:
+            archive.add(folder / "a.txt", arcname="a.txt")
     elif kind == "random_bytes":
         (path := folder / "random.txt").write_bytes(rng.randbytes(1 << 20))
     elif kind == "elf_executable":
@@ -271,7 +278,8 @@ def make_text(kind: str, folder: Path) -> tuple[Path, int]:
     raise ValueError(kind)
 
 
-BINARIES = ["zip", "png", "gzipped_model", "sqlite", "random_bytes", "elf_executable", "float32_vectors"]
+BINARIES = ["zip", "png", "gzipped_model", "sqlite", "tar_gz_of_text", "random_bytes", "elf_executable",
+            "float32_vectors"]
 TEXTS = ["utf8", "a_few_broken_bytes", "latin1_prose", "nul_separated", "ansi_coloured_log"]
 
 
@@ -287,6 +295,8 @@ def test_a_file_that_is_not_text_is_refused_naming_the_file_and_the_share(tmp_pa
     assert share == round(100 * nontext_share(head))
     if kind == "sqlite":  # pages full of English sentences: caught by its signature, not by the share
         assert "SQLite database" in message and 0.10 < nontext_share(head) < NONTEXT_SHARE
+    elif kind == "tar_gz_of_text":
+        assert "a tar archive" in message and nontext_share(head) < NONTEXT_SHARE
     else:  # the share alone refuses it, with a clear margin
         assert nontext_share(head) >= NONTEXT_SHARE + 0.05
 

@@ -116,6 +116,8 @@ SIGNATURES = [(b"SQLite format 3\x00", "a SQLite database"), (b"PK\x03\x04", "a 
 
 def binary_signature(head: bytes) -> str | None:
     """What a file is when its first bytes carry a binary format's signature, else None."""
+    if head[257:262] == b"ustar":  # a tar archive's signature sits in its first header, not at the start
+        return "a tar archive"
     return next((what for magic, what in SIGNATURES if head.startswith(magic)), None)
 
 

@@ -103,14 +103,15 @@ _NONTEXT = re.compile("[\x01-\x08\x0e-\x1f\x7f-\x9f\ufffd]|\x00{2,}")
 
 # File signatures of common binary formats. A database or archive whose pages hold much text can fall
 # below NONTEXT_SHARE (a SQLite file of English sentences: 17%), so these are refused by signature too.
+# Only signatures no text starts with (a control or non-ASCII byte in them, or %PDF-): formats whose
+# magic is plain letters (bzip2 "BZh", GIF, Parquet) are compressed or binary and fail the share anyway.
 SIGNATURES = [(b"SQLite format 3\x00", "a SQLite database"), (b"PK\x03\x04", "a zip archive (or .docx, .jar, "
               ".whl, a torch.save file)"), (b"\x1f\x8b", "gzip data (name it .gz to have it decompressed)"),
-              (b"BZh", "bzip2 data (name it .bz2 to have it decompressed)"), (b"\xfd7zXZ\x00", "xz data"),
-              (b"\x28\xb5\x2f\xfd", "zstd data"), (b"7z\xbc\xaf\x27\x1c", "a 7z archive"),
-              (b"Rar!\x1a\x07", "a rar archive"), (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-              (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"), (b"%PDF-", "a PDF document"),
-              (b"\x7fELF", "an ELF executable or library"), (b"\x93NUMPY", "a NumPy array"),
-              (b"\x89HDF\r\n\x1a\n", "an HDF5 file"), (b"PAR1", "a Parquet file"),
+              (b"\xfd7zXZ\x00", "xz data"), (b"\x28\xb5\x2f\xfd", "zstd data"),
+              (b"7z\xbc\xaf\x27\x1c", "a 7z archive"), (b"Rar!\x1a\x07", "a rar archive"),
+              (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+              (b"%PDF-", "a PDF document"), (b"\x7fELF", "an ELF executable or library"),
+              (b"\x93NUMPY", "a NumPy array"), (b"\x89HDF\r\n\x1a\n", "an HDF5 file"),
               (b"\xca\xfe\xba\xbe", "a Java class or Mach-O file")]
 
 

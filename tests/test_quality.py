@@ -1,14 +1,20 @@
 """Quality checks that a broken trainer fails.
 
 One check, `quality_failures`: on the bundled sample, the mean over seeds 1-3 of each figure
-(analogy, WS-353, SimLex-999) must reach gensim's mean minus 3 standard errors of a 3-seed
-mean (3 * sd / sqrt(3), sd over gensim's seeds). gensim's figures are stored below rather than
-rerun here: they were measured on the same tokens with the same settings (gensim 4.4, 2 workers,
-total_words given so alpha decays by words, seeds 1-10), see docs/performance.md.
-The default trainer passes it; four mutants, each with one piece of word2vec's recipe removed,
-must fail it: learning-rate decay off, negatives reused, subsampling off, window not reduced.
-The mutants run the production code with one thing changed (a patched C kernel, or one patched
-name in w2v.trainer), so a refactor that breaks the same thing breaks these tests.
+(analogy, WS-353, SimLex-999) must lie within 3.5 standard errors of gensim's mean on the same
+tokens with the same settings: the standard error of the difference between a 3-seed mean and
+gensim's 6-seed mean, sd(1/3 + 1/6)^0.5, with the per-seed sd pooled over gensim's and w2v's seeds.
+gensim's figures are stored below rather than rerun here (gensim 4.4, 2 workers, total_words given
+so alpha decays by words, seeds 1-6; docs/performance.md, "Quality vs gensim").
+
+The band is two-sided on purpose. On the sample at 3 epochs skip-gram is far from converged, so
+three of the four broken trainers below score *higher* than gensim (more pairs, or bigger steps),
+and a floor alone would pass them. What the check asserts is that, at gensim's settings, w2v
+reproduces gensim's figures within seed noise. A genuine improvement in the trainer would show as a
+failure here too: measure it (scripts/compare_gensim.py) and update the stored figures.
+The default trainer passes; four mutants, each with one piece of word2vec's recipe removed, fail:
+learning-rate decay off, negatives reused, subsampling off, window not reduced. They run the
+production code with one thing changed (a patched C kernel, or one patched name in w2v.trainer).
 """
 from __future__ import annotations
 
@@ -24,25 +30,30 @@ from conftest import REPO
 
 METRICS = ("analogy_acc", "ws353_spearman", "simlex_spearman")
 SEEDS = (1, 2, 3)
-EPOCHS = {"skipgram": 3, "cbow": 10}
-# gensim on the sample: (mean, sd over seeds 1-10) per figure; EPOCHS[model] epochs, dim 100,
-# window 5, negative 5, sample 1e-3, min_count 5.
+GENSIM_SEEDS = 6
+EPOCHS = {"skipgram": 3, "cbow": 10}  # CBOW: after 3 epochs of the sample its figures are noise
+STANDARD_ERRORS = 3.5
+# gensim's mean over seeds 1-6, and the per-seed sd pooled over those and w2v's (defaults, seeds
+# 1-6), on the sample: EPOCHS[model] epochs, dim 100, window 5, negative 5, sample 1e-3, min_count 5.
 GENSIM_SAMPLE = {
-    "skipgram": {"analogy_acc": (0.0, 0.0), "ws353_spearman": (0.0, 0.0), "simlex_spearman": (0.0, 0.0)},
-    "cbow": {"analogy_acc": (0.0, 0.0), "ws353_spearman": (0.0, 0.0), "simlex_spearman": (0.0, 0.0)},
+    "skipgram": {"analogy_acc": (0.0103, 0.0009), "ws353_spearman": (0.1375, 0.0175),
+                 "simlex_spearman": (0.1037, 0.0141)},
+    "cbow": {"analogy_acc": (0.0178, 0.0014), "ws353_spearman": (0.2699, 0.0180),
+             "simlex_spearman": (0.1245, 0.0180)},
 }
 
 
-def bounds(model: str) -> dict[str, float]:
-    """The lowest 3-seed mean that passes: gensim's mean - 3 standard errors of a 3-seed mean."""
-    return {k: mean - 3 * sd / math.sqrt(len(SEEDS)) for k, (mean, sd) in GENSIM_SAMPLE[model].items()}
+def band(model: str) -> dict[str, tuple[float, float]]:
+    """{figure: (lowest, highest)} 3-seed mean that passes."""
+    scale = STANDARD_ERRORS * math.sqrt(1 / len(SEEDS) + 1 / GENSIM_SEEDS)
+    return {k: (mean - scale * sd, mean + scale * sd) for k, (mean, sd) in GENSIM_SAMPLE[model].items()}
 
 
-def quality_failures(model: str, runs: list[dict]) -> dict[str, tuple[float, float]]:
-    """{figure: (3-seed mean, bound)} for each figure below its bound; empty when the runs pass."""
-    low = bounds(model)
+def quality_failures(model: str, runs: list[dict]) -> dict[str, tuple[float, tuple[float, float]]]:
+    """{figure: (3-seed mean, (low, high))} for each figure outside its band; empty when the runs pass."""
+    limits = band(model)
     means = {k: float(np.mean([r[k] for r in runs])) for k in METRICS}
-    return {k: (means[k], low[k]) for k in METRICS if means[k] < low[k]}
+    return {k: (means[k], limits[k]) for k in METRICS if not limits[k][0] <= means[k] <= limits[k][1]}
 
 
 def train_sample(model: str, seed: int, run_dir: Path) -> dict:
@@ -123,7 +134,7 @@ MUTANTS = {"lr decay off": no_lr_decay, "negatives reused": negatives_reused, "s
 @pytest.mark.parametrize("model", ["skipgram", "cbow"])
 def test_project_defaults_pass_the_quality_check(tmp_path, model):
     runs = sample_runs(model, tmp_path)
-    assert not quality_failures(model, runs), [{k: r[k] for k in METRICS} for r in runs]
+    assert not quality_failures(model, runs), (quality_failures(model, runs), [{k: r[k] for k in METRICS} for r in runs])
 
 
 @pytest.mark.slow
@@ -131,4 +142,4 @@ def test_project_defaults_pass_the_quality_check(tmp_path, model):
 def test_a_broken_trainer_fails_the_quality_check(tmp_path, monkeypatch, mutant):
     MUTANTS[mutant](monkeypatch, tmp_path)
     runs = sample_runs("skipgram", tmp_path)
-    assert quality_failures("skipgram", runs), [{k: r[k] for k in METRICS} for r in runs]
+    assert quality_failures("skipgram", runs), ([{k: r[k] for k in METRICS} for r in runs], band("skipgram"))

@@ -122,7 +122,6 @@ class SgnsKernel:
         lib.w2v_draw_noise.argtypes = [_ptr, _ptr, _i64, ctypes.c_uint64, _i64, _ptr]
         lib.w2v_draw_noise.restype = None
         lib.w2v_init_tables()
-        lib.w2v_set_variant.argtypes, lib.w2v_set_variant.restype = [_int], None  # EXPERIMENT
 
     def build_alias(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Alias table (threshold uint32 (V,), alias int32 (V,)) for sampling proportional to weights."""
@@ -151,7 +150,6 @@ class SgnsKernel:
         centre_lo, centre_hi = centres if centres is not None else (0, len(ids))
         threshold, alias = alias_table
         loss, examples = _f64(), _i64()
-        self.lib.w2v_set_variant(int(os.environ.get("W2V_VARIANT", "0")))  # EXPERIMENT
         status = self.lib.w2v_train_chunk(int(cbow), in_table.data_ptr(), out_table.data_ptr(), in_table.shape[1],
                                           ids.ctypes.data, sentence.ctypes.data, window.ctypes.data, len(ids),
                                           centre_lo, centre_hi, negative, threshold.ctypes.data, alias.ctypes.data, len(threshold),

@@ -116,13 +116,6 @@ static inline void prefetch_row(const float *row, int64_t dim) {
 /* One example: `hidden` predicts words[0] (label 1) against words[1..negative] (label 0);
    a negative equal to words[0] is skipped. Output rows are updated at once; the
    input-side gradient accumulates in `work`. Returns the loss. */
-/* EXPERIMENT switches (temporary) */
-static int variant = 0;
-#define V_CONTEXT_PREDICTS_CENTRE 1
-#define V_SKIP_LARGE_DOT 2
-#define V_COARSE_LR 4
-void w2v_set_variant(int v) { variant = v; }
-
 static inline double train_example(const float *restrict hidden, float *restrict work, float *out, int64_t dim,
                                    const int64_t *words, int64_t negative, float lr) {
     double loss = 0.0;
@@ -132,7 +125,6 @@ static inline double train_example(const float *restrict hidden, float *restrict
         float label = d == 0 ? 1.0f : 0.0f;
         float *row = out + words[d] * dim;
         float score = dot(hidden, row, dim);
-        if ((variant & V_SKIP_LARGE_DOT) && (score <= -6.0f || score >= 6.0f)) continue;
         float g = (label - sigmoid(score)) * lr;
         loss += d == 0 ? softplus(-score) : softplus(score);
         axpy(work, g, row, dim);
@@ -208,22 +200,13 @@ static void *run_job(void *arg) {
     int64_t hi = lo + BLOCK < centre_hi ? lo + BLOCK : centre_hi;
     for (int64_t i = lo; i < hi; i++) {
         /* linear in the centre's place in the chunk */
-        float lr = (variant & V_COARSE_LR) ? job->lr_from : job->lr_from + lr_slope * (float)(i - job->centre_lo);
+        float lr = job->lr_from + lr_slope * (float)(i - job->centre_lo);
         int64_t b = job->window[i], sentence = job->sentence[i];
         int64_t first = i - b < 0 ? 0 : i - b, last = i + b >= n ? n - 1 : i + b;
         /* Text is read in order: fetch the rows the next centre will need. */
         if (i + 1 < n) prefetch_row(job->in + job->ids[i + 1] * dim, dim);
         if (i + b + 1 < n) prefetch_row((job->cbow ? job->in : job->out) + job->ids[i + b + 1] * dim, dim);
-        if (!job->cbow && (variant & V_CONTEXT_PREDICTS_CENTRE)) {
-            for (int64_t j = first; j <= last; j++) {
-                if (j == i || job->sentence[j] != sentence) continue;
-                float *hidden = job->in + job->ids[j] * dim;
-                int64_t *words = take_ahead(&ahead, &job->noise, &state, job->out, dim, negative, job->ids[i]);
-                loss += train_example(hidden, work, job->out, dim, words, negative, lr);
-                axpy(hidden, 1.0f, work, dim);
-                examples++;
-            }
-        } else if (!job->cbow) {
+        if (!job->cbow) {
             float *hidden = job->in + job->ids[i] * dim;
             for (int64_t j = first; j <= last; j++) {
                 if (j == i || job->sentence[j] != sentence) continue;

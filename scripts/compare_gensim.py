@@ -10,8 +10,8 @@ those very words, decoded from the token-id cache (gensim cuts sentences at 10,0
 so long lines are handed to it in 10,000-word pieces). Speeds are raw words per second of
 training time (corpus words x epochs / seconds in train(), tokenisation and vocabulary
 excluded) with the same word count for both sides. gensim runs with workers = cores.
-Both start from the same initial range: w2v gets model.init_range=1.0, gensim 4's +-1/dim
-(--init-range 0.5 compares at the project's word2vec.c default instead). gensim is told
+Both start from the same initial range: model.init_range=1.0, the project default and gensim 4's
++-1/dim (--init-range 0.5 tries word2vec.c's). gensim is told
 total_words, so it decays alpha by words as w2v does.
 
 End to end (on by default; --no-end-to-end skips it): each side also runs the way a user
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--negative", type=int, default=5)
     parser.add_argument("--sample", type=float, default=1e-3)
     parser.add_argument("--init-range", type=float, default=1.0,
-                        help="w2v model.init_range; 1.0 = gensim 4's +-1/dim (the project default is word2vec.c's 0.5)")
+                        help="w2v model.init_range; 1.0 = the project default and gensim 4's +-1/dim (word2vec.c: 0.5)")
     parser.add_argument("--min-count", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=1024, help="for the batched backends (and fused on a GPU)")
     parser.add_argument("--device", default="cpu", help="w2v's train.device: cpu | cuda | auto")

@@ -153,21 +153,17 @@ def child_prepare(args) -> dict:
     from w2v.config import DataConfig, VocabConfig
     from w2v.corpus import open_corpus
 
-    sampler, marks, seen_by_worker = PeakSampler(), {}, {}
-    number_corpus, write_final_ids, add = token_ids.number_corpus, token_ids.write_final_ids, encode._Numbering.add
-
-    def counted_add(self, worker, numbers, new_words):
-        # new_words are the words this worker saw first in this block: their sum is the size of its dictionary.
-        seen_by_worker[worker] = seen_by_worker.get(worker, 0) + len(new_words)
-        return add(self, worker, numbers, new_words)
+    sampler, marks = PeakSampler(), {}
+    number_corpus, write_final_ids = token_ids.number_corpus, token_ids.write_final_ids
 
     def timed_number_corpus(*a, **k):
         marks["text_start"], marks["setup_anon"] = time.perf_counter(), sampler.take()
         reset_hwm()
         provisional = number_corpus(*a, **k)
         marks.update(text_end=time.perf_counter(), text_anon=sampler.take(), text_hwm=status_kib("VmHWM") / 1024,
-                     distinct=len(provisional.words) - 1, worker_entries=sum(seen_by_worker.values()),
-                     workers=len(seen_by_worker),
+                     # The workers keep no dictionary between blocks: the main process's is the only one.
+                     distinct=len(provisional.words) - 1, worker_entries=0,
+                     workers=encode.os.cpu_count() if Path(args.child).stat().st_size >= encode.PARALLEL_MIN_BYTES else 1,
                      workers_maxrss=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
         reset_hwm()
         return provisional
@@ -178,7 +174,6 @@ def child_prepare(args) -> dict:
         marks["write_final_ids_s"] = time.perf_counter() - started
         return offsets
 
-    encode._Numbering.add = counted_add
     token_ids.number_corpus, token_ids.write_final_ids = timed_number_corpus, timed_write_final_ids
     started, cache = time.perf_counter(), Path(args.cache)
     corpus = open_corpus(DataConfig(kind="files", paths=[args.child]), cache)

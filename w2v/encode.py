@@ -3,9 +3,9 @@
 Worker processes split blocks of text into words (w2v/words.py) and number each block's
 distinct words. The main process reads the corpus, maps each block's distinct words into
 one numbering ("provisional ids", first seen first) and appends the block's ids to a
-file, line ends included (as LINE_END_ID). Nothing is done per
-line in Python and nothing grows with the line length, so a corpus that is one 100M-word
-line passes in the same memory as one of short lines.
+file, line ends included (as LINE_END_ID). Nothing is done per line in Python and nothing
+grows with the line length, so a corpus that is one 100M-word line passes in the same
+memory as one of short lines.
 
 Afterwards a bincount per 16M ids of the file gives every word's count; the vocabulary is chosen
 from those counts (w2v/token_ids.py), and a numpy pass maps provisional ids to final ones.
@@ -89,7 +89,7 @@ def number_corpus(blocks: Iterable[str], out_path: Path, pre_tokenizer: str = "p
     del index
     counts = np.zeros(len(words), dtype=np.int64)
     for piece in _pieces(out_path):
-        counts += np.bincount(piece, minlength=len(words))  # one bincount per 16M ids: O(tokens + words)
+        counts += np.bincount(piece, minlength=len(words))  # one bincount per 16M ids
     return ProvisionalIds(path=out_path, words=words, counts=counts, tokens=tokens)
 
 

@@ -145,6 +145,7 @@ class FusedBackend(nn.Module):
         self._chunks_done = 0
         self._counts = None
         self._alias = None  # (threshold, alias) for the C kernel, built on first use
+        self._said_negative = False  # model.negative above the C kernel's limit: warned once
         self._sampler = None  # NoiseSampler for the torch path
         self._generator = None
         self._steps = {}
@@ -218,6 +219,11 @@ class FusedBackend(nn.Module):
             raise RuntimeError("FusedBackend.prepare(counts=...) must be called before training")
         self._chunks_done += 1
         kernel = self.kernel
+        if kernel is not None and negative > MAX_NEGATIVE and not self._said_negative:
+            log.warning(f"model.negative={negative} is more than the C kernel's {MAX_NEGATIVE}: backend=fused "
+                        f"trains with its batched torch steps instead (several times slower; updates summed over "
+                        f"train.batch_size examples, as backend=dense does)")
+            self._said_negative = True
         if kernel is not None and negative <= MAX_NEGATIVE:
             if self._alias is None:
                 self._alias = kernel.build_alias(noise_distribution(self._counts))

@@ -5,6 +5,12 @@ compiler is available, the build fails, or W2V_NO_C=1 is set; callers then fall 
 to torch ops. The shared library is cached under ~/.cache/w2v/kernels (W2V_KERNEL_CACHE
 overrides it), keyed by a hash of the source, the compiler, the flags and the CPU, so
 it is built once per machine (about a second) and rebuilt only when one of those changes.
+Loading a library runs its code, so the cache is trusted only when this user alone can
+write to it: a folder or library owned by someone else, or writable by group or others, is
+passed over (with one warning) for a private temp folder, removed once the library is loaded.
+The SHA-256 of each library is recorded beside it when it is built and checked before it is
+loaded (dlopen of a truncated library can kill the process with SIGBUS): a mismatch rebuilds
+it. A cached library that fails to load is rebuilt once; if that fails too, the warning says why.
 ctypes releases the GIL during a call, so Python threads keep preparing data meanwhile.
 """
 from __future__ import annotations
@@ -15,6 +21,7 @@ import logging
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -62,9 +69,46 @@ def _cpu_signature() -> str:
         return platform.processor()
 
 
-def _build(compiler: str, out: Path) -> bool:
-    """Compile SOURCE into `out` atomically; try -march=native first, then portable flags."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _hash_file(library: Path) -> Path:
+    return library.with_name(library.name + ".sha256")
+
+
+def hash_matches(library: Path) -> bool:
+    """Whether the library's bytes are those recorded when it was built (and the record is this user's)."""
+    record = _hash_file(library)
+    try:
+        return not_private(record) is None and record.read_text().strip() == _sha256(library)
+    except OSError:
+        return False
+
+
+def not_private(path: Path) -> str | None:
+    """Why someone other than this user could have put or changed `path` (None: nobody else can).
+
+    Refused: a symlink, a path owned by another user, or one that group or others may write to.
+    """
+    if not hasattr(os, "getuid"):  # no POSIX owners (Windows): nothing to check against
+        return None
+    st = path.lstat()
+    if stat.S_ISLNK(st.st_mode):
+        return "it is a symbolic link"
+    if st.st_uid != os.getuid():
+        return f"it belongs to uid {st.st_uid}, not to this user ({os.getuid()})"
+    if st.st_mode & 0o022:
+        return f"group or others may write to it (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def _build(compiler: str, out: Path, errors: list[str] | None = None) -> bool:
+    """Compile SOURCE into `out` atomically; try -march=native first, then portable flags.
+
+    errors: receives the compiler's first error line of each failed attempt.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     for arch in (["-march=native"], []):
         fd, tmp = tempfile.mkstemp(prefix=".sgns-", suffix=".so", dir=out.parent)
         os.close(fd)
@@ -75,34 +119,91 @@ def _build(compiler: str, out: Path) -> bool:
             result = None
             log.debug(f"kernel build failed: {exc}")
         if result is not None and result.returncode == 0:
+            # The hash first: a reader that sees the new hash beside the old library rebuilds, harmlessly.
+            with open(tmp + ".sha256", "w") as f:
+                f.write(_sha256(Path(tmp)))
+            os.replace(tmp + ".sha256", _hash_file(out))
             os.replace(tmp, out)  # a concurrent build of the same key writes identical bytes
             return True
         if result is not None:
             log.debug(f"kernel build failed ({' '.join(cmd)}): {result.stderr.strip()[:500]}")
+            if errors is not None:
+                errors.append(next((line for line in result.stderr.splitlines() if "error" in line),
+                                   result.stderr.strip()[:200]))
         Path(tmp).unlink(missing_ok=True)
     return False
 
 
-def library_path() -> Path | None:
-    """The cached shared library for this machine, building it if needed; None when that is impossible."""
-    compiler = _compiler()
-    if compiler is None or not SOURCE.exists():
-        return None
+def _key(compiler: str) -> str | None:
+    """Hash of everything the library's bytes depend on; None when the compiler cannot say its version."""
     try:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
-    key = hashlib.sha256("\n".join([SOURCE.read_text(), compiler, version, " ".join(OPT_FLAGS + LINK_FLAGS),
-                                    platform.machine(), _cpu_signature()]).encode()).hexdigest()[:16]
-    path = cache_dir() / f"sgns-{key}.so"
-    if path.exists():
-        return path
+    return hashlib.sha256("\n".join([SOURCE.read_text(), compiler, version, " ".join(OPT_FLAGS + LINK_FLAGS),
+                                     platform.machine(), _cpu_signature()]).encode()).hexdigest()[:16]
+
+
+def _private_build(compiler: str, name: str, errors: list[str]) -> Path | None:
+    """Build into a new private temp folder (mode 0700); the caller removes the folder."""
+    folder = Path(tempfile.mkdtemp(prefix="w2v-kernels-"))
+    if _build(compiler, folder / name, errors):
+        return folder / name
+    shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
+def library_path(rebuild: bool = False, errors: list[str] | None = None, private: bool = False) -> Path | None:
+    """The cached shared library for this machine, building it if needed; None when that is impossible.
+
+    rebuild: build again even when the cache has it (the cached one failed to load); private:
+    build outside the cache (it is on a noexec mount). A library built outside the cache (also
+    when the cache is not private, or not writable) lies alone in a w2v-kernels-* temp folder,
+    which the caller removes once it has loaded it.
+    """
+    errors = [] if errors is None else errors
+    compiler = _compiler()
+    if compiler is None or not SOURCE.exists():
+        errors.append("no C compiler (cc, gcc or clang) found" if compiler is None else f"{SOURCE} is missing")
+        return None
+    key = _key(compiler)
+    if key is None:
+        errors.append(f"{compiler} --version failed")
+        return None
+    folder = cache_dir()
+    path = folder / f"sgns-{key}.so"
+    if private:
+        return _private_build(compiler, path.name, errors)
     try:
-        return path if _build(compiler, path) else None
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        why = not_private(folder) or (not_private(path) if path.exists() or path.is_symlink() else None)
     except OSError as exc:  # e.g. a read-only home: build in a private temp dir instead
-        log.debug(f"kernel cache {path.parent} not writable: {exc}")
-        fallback = Path(tempfile.mkdtemp(prefix="w2v-kernels-")) / path.name
-        return fallback if _build(compiler, fallback) else None
+        log.debug(f"kernel cache {folder} not usable: {exc}")
+        return _private_build(compiler, path.name, errors)
+    if why is not None:
+        where = folder if not_private(folder) else path
+        log.warning(f"kernel cache {where} is not private ({why}), so a library there could be anyone's: "
+                    f"building the C kernel in a private temp folder instead (set W2V_KERNEL_CACHE to a folder "
+                    f"only you can write to)")
+        return _private_build(compiler, path.name, errors)
+    if path.exists() and not rebuild:
+        if hash_matches(path):
+            return path
+        log.debug(f"{path} does not match the hash recorded when it was built: rebuilding it")
+    try:
+        return path if _build(compiler, path, errors) else None
+    except OSError as exc:
+        log.debug(f"kernel cache {folder} not writable: {exc}")
+        return _private_build(compiler, path.name, errors)
+
+
+def _load(path: Path) -> SgnsKernel:
+    """Load the library at path; a temp build folder is removed once the library is mapped."""
+    try:
+        return SgnsKernel(ctypes.CDLL(str(path)))
+    finally:
+        if path.parent.name.startswith("w2v-kernels-"):
+            shutil.rmtree(path.parent, ignore_errors=True)
 
 
 class SgnsKernel:
@@ -177,19 +278,33 @@ class SgnsKernel:
 
 
 def load_sgns() -> SgnsKernel | None:
-    """The compiled skip-gram/CBOW kernel, or None (then use the torch path)."""
+    """The compiled skip-gram/CBOW kernel, or None (then use the torch path).
+
+    A library that fails to load (corrupt, or on a noexec mount) is rebuilt once; when there is
+    still no kernel, one warning gives the real cause.
+    """
     if os.environ.get("W2V_NO_C", "") not in ("", "0"):
         return None
     with _lock:
         if "sgns" not in _loaded:
-            path = library_path()
-            kernel = None
-            if path is not None:
+            kernel, causes, noexec = None, [], False
+            for attempt in range(2):  # the second: one rebuild (outside the cache if it cannot map code)
+                path = library_path(rebuild=attempt > 0, errors=causes, private=noexec)
+                if path is None:
+                    break
                 try:
-                    kernel = SgnsKernel(ctypes.CDLL(str(path)))
+                    kernel = _load(path)
+                    break
                 except OSError as exc:
-                    log.debug(f"cannot load {path}: {exc}")
+                    causes.append(f"cannot load {path}: {exc}")
+                    noexec = "failed to map segment" in str(exc) or "not permitted" in str(exc)
+                    log.debug(causes[-1])
+            hint = " (a noexec mount? set W2V_KERNEL_CACHE to a folder that allows executables)"
             if kernel is None:
-                log.warning("no C compiler or kernel build failed: backend=fused uses its (slower) torch path")
+                cause = causes[-1] if causes else "the kernel could not be built"
+                log.warning(f"no C kernel: {cause}{hint if noexec else ''}; backend=fused uses its (slower) "
+                            f"torch path")
+            elif noexec:
+                log.warning(f"{causes[0]}{hint}; built the C kernel in a temp folder for this run instead")
             _loaded["sgns"] = kernel
         return _loaded["sgns"]

@@ -61,8 +61,34 @@ def test_a_library_planted_in_a_cache_others_control_is_never_loaded(fresh, monk
         kernel = kernels.load_sgns()
     assert kernel is not None and not marker.exists()  # a kernel, and not the planted one
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == 1 and "is not private" in warnings[0] and "W2V_KERNEL_CACHE" in warnings[0]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    if how == "world_writable_folder":  # this user's folder: made private; the library, unrecorded, rebuilt
+        assert "made it private (700)" in warnings[0] and kernels.not_private(cache) is None
+        assert kernels.hash_matches(planted)
+    else:
+        assert "is not private" in warnings[0] and "W2V_KERNEL_CACHE" in warnings[0]
     assert list((fresh / "tmp").iterdir()) == []  # the private build folder is gone once loaded
+
+
+@needs_cc
+def test_a_library_someone_else_owns_is_refused(fresh, monkeypatch, caplog):
+    """The folder is ours, the library (with a matching recorded hash) is another user's: not loaded."""
+    cache, marker = fresh / "cache", fresh / "planted-ran"
+    monkeypatch.setenv("W2V_KERNEL_CACHE", str(cache))
+    planted = plant(cache, marker)
+    cache.chmod(0o700)
+    (cache / (planted.name + ".sha256")).write_text(kernels._sha256(planted))
+    real_lstat, uid = Path.lstat, os.getuid()
+
+    class Stat:
+        def __init__(self, st):
+            self.st_mode, self.st_uid = st.st_mode, uid + 1
+
+    monkeypatch.setattr(Path, "lstat", lambda self: Stat(real_lstat(self)) if self == planted else real_lstat(self))
+    with caplog.at_level(logging.WARNING, logger="w2v"):
+        assert kernels.load_sgns() is not None
+    assert not marker.exists()
+    assert any(f"belongs to uid {uid + 1}" in r.getMessage() for r in caplog.records)
 
 
 @needs_cc

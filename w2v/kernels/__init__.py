@@ -144,6 +144,19 @@ def _key(compiler: str) -> str | None:
                                      platform.machine(), _cpu_signature()]).encode()).hexdigest()[:16]
 
 
+def _tighten(folder: Path) -> None:
+    """Make this user's own cache folder private when group or others may write to it (a umask of 002
+    makes such folders). Safe: what others may have put there is not this user's, or lacks the recorded
+    hash, so it is refused or rebuilt, never loaded."""
+    if not hasattr(os, "getuid"):
+        return
+    st = folder.lstat()
+    if not stat.S_ISLNK(st.st_mode) and st.st_uid == os.getuid() and st.st_mode & 0o022:
+        folder.chmod(0o700)
+        log.warning(f"kernel cache {folder} was writable by group or others (mode {stat.S_IMODE(st.st_mode):o}); "
+                    f"made it private (700): a library found there is loaded only if it is yours and unchanged")
+
+
 def _private_build(compiler: str, name: str, errors: list[str]) -> Path | None:
     """Build into a new private temp folder (mode 0700); the caller removes the folder."""
     folder = Path(tempfile.mkdtemp(prefix="w2v-kernels-"))
@@ -176,6 +189,7 @@ def library_path(rebuild: bool = False, errors: list[str] | None = None, private
         return _private_build(compiler, path.name, errors)
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _tighten(folder)
         why = not_private(folder) or (not_private(path) if path.exists() or path.is_symlink() else None)
     except OSError as exc:  # e.g. a read-only home: build in a private temp dir instead
         log.debug(f"kernel cache {folder} not usable: {exc}")

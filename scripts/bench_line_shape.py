@@ -16,7 +16,6 @@ Writes bench_line_shape.csv and .md to --out.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -27,7 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from w2v.atomic import atomic_path  # noqa: E402
+from w2v.atomic import atomic_path, write_report  # noqa: E402
 
 # Runs a command and prints the peak RSS (KiB) of its process tree, then its exit status.
 PEAK_RSS = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
@@ -111,12 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     text = f"corpus: {lines} ({rows[0]['corpus_words']:,} words), project defaults, 3 epochs, mean ± sd over seeds; " \
            f"load average at the end {os.getloadavg()[0]:.1f}\n\n" + "\n".join(lines_out)
     print("\n" + text)
-    with atomic_path(out_dir / "bench_line_shape.md") as tmp:
-        tmp.write_text(text + "\n")
-    with atomic_path(out_dir / "bench_line_shape.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_report(out_dir, "bench_line_shape", text, rows)
     return 0
 
 

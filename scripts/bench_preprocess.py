@@ -17,7 +17,6 @@ row divides the same number. Writes bench_preprocess.csv and .md to --out.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -27,7 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from w2v.atomic import atomic_path  # noqa: E402
+from w2v.atomic import write_report  # noqa: E402
 
 # Each child prints one JSON line: {"seconds": ..., "peak_mib": ...}. Timing starts after imports.
 PRELUDE = """
@@ -135,13 +134,7 @@ def main(argv: list[str] | None = None) -> int:
              "| way | seconds | words/s | peak RSS MiB |", "|---|---:|---:|---:|"]
     lines += [f"| {r['way']} | {r['seconds']:.2f} | {r['words_per_sec'] / 1e6:.2f}M | {r['peak_mib']:.0f} |" for r in rows]
     print("\n" + "\n".join(lines))
-    out_dir = Path(args.out)
-    with atomic_path(out_dir / "bench_preprocess.md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    with atomic_path(out_dir / "bench_preprocess.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_report(args.out, "bench_preprocess", "\n".join(lines), rows)
     return 0
 
 

@@ -36,7 +36,6 @@ Writes bench_scaling.csv and bench_scaling.md to --out (default outputs/bench_sc
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import resource
@@ -298,13 +297,8 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = report(rows, cost)
     print("\n" + "\n".join(lines))
-    from w2v.atomic import atomic_path
-    with atomic_path(out / "bench_scaling.md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    with atomic_path(out / "bench_scaling.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    from w2v.atomic import write_report
+    write_report(out, "bench_scaling", "\n".join(lines), rows)
     return 0
 
 

@@ -26,7 +26,6 @@ Writes compare_gensim.csv and compare_gensim.md to --out.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import os
 import shutil
@@ -42,7 +41,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 
-from w2v.atomic import atomic_path  # noqa: E402
+from w2v.atomic import write_report  # noqa: E402
 from w2v.config import W2VError, parse_config  # noqa: E402
 from w2v.corpus import open_corpus  # noqa: E402
 from w2v.evaluate import evaluate_vectors  # noqa: E402
@@ -270,12 +269,7 @@ def main(argv: list[str] | None = None) -> int:
              *table(summarise(rows)), "",
              f"w2v fixed cost (a whole run on a 6-word corpus: imports, config, kernel load): {startup:.2f}s"]
     print("\n" + "\n".join(lines))
-    with atomic_path(out_dir / "compare_gensim.md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    with atomic_path(out_dir / "compare_gensim.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_report(out_dir, "compare_gensim", "\n".join(lines), rows)
     return 0
 
 

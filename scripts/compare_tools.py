@@ -66,7 +66,6 @@ mean little on a machine that other work keeps busy.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import re
@@ -318,12 +317,9 @@ def main(argv: list[str] | None = None) -> int:
              "training seconds. own words/s: the tool's own figure (word2vec.c's is per CPU second).",
              f"loadavg before: {load_before}; after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"]
     print("\n" + "\n".join(lines))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "compare_tools.md").write_text("\n".join(lines) + "\n")
-    with open(args.out / "compare_tools.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-        writer.writeheader()
-        writer.writerows(rows)
+    from w2v.atomic import write_report
+
+    write_report(args.out, "compare_tools", "\n".join(lines), rows)
     return 0
 
 

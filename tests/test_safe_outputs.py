@@ -136,3 +136,15 @@ def test_second_run_into_a_used_run_dir(tmp_path, tiny_corpus):
     assert json.loads((run_dir / "metrics.json").read_text())["vocab_size"] > 0
     assert (run_dir / "vectors.bin").read_bytes() != vectors
     assert (run_dir / "vectors.bin").read_bytes().split(b"\n", 1)[0].endswith(b" 12")
+
+
+def test_a_report_is_its_table_and_a_csv_of_every_rows_keys(tmp_path):
+    import csv
+
+    from w2v.atomic import write_report
+
+    write_report(tmp_path / "out", "bench", "| a |\n|---|\n", [{"a": 1}, {"a": 2, "b": "x"}])
+    assert (tmp_path / "out" / "bench.md").read_text() == "| a |\n|---|\n"
+    with open(tmp_path / "out" / "bench.csv", newline="") as f:
+        assert list(csv.DictReader(f)) == [{"a": "1", "b": ""}, {"a": "2", "b": "x"}]
+    assert not list((tmp_path / "out").glob(".*tmp"))

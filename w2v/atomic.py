@@ -6,6 +6,7 @@ that fails (a full disk, a read-only folder) ends in one line naming the file.
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import tempfile
@@ -51,3 +52,14 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 def write_json(target: str | os.PathLike, obj: Any) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def write_report(out_dir: str | os.PathLike, stem: str, markdown: str, rows: list[dict]) -> None:
+    """A benchmark's table as out_dir/stem.md and its rows as out_dir/stem.csv, each written atomically."""
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir / f"{stem}.md") as tmp:
+        tmp.write_text(markdown.rstrip("\n") + "\n", encoding="utf-8")
+    with atomic_path(out_dir / f"{stem}.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
+        writer.writeheader()
+        writer.writerows(rows)

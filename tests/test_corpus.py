@@ -74,3 +74,17 @@ def test_a_utf16_file_is_refused_in_one_line_naming_the_fix(tmp_path):
     path.write_text("hello world\n" * 100, encoding="utf-16")
     with pytest.raises(W2VError, match=r"is UTF-16 text; w2v reads UTF-8.*iconv -f UTF-16 -t UTF-8"):
         check_paths([str(path)])
+
+
+def test_hub_rows_become_blocks_with_replaced_characters_counted_once(monkeypatch):
+    from w2v.config import DataConfig
+    from w2v.corpus import REPLACEMENT_CHAR, Corpus
+
+    class Rows:  # stands in for a streamed hub dataset (tests never reach the network)
+        def iter(self, batch_size):
+            yield {"text": [f"a{REPLACEMENT_CHAR} b", "c d", None]}
+
+    corpus = Corpus(kind="hub", hub=DataConfig(kind="hub", name="x"), max_lines=2)
+    monkeypatch.setattr(corpus, "_dataset", lambda: Rows())
+    assert "".join(corpus.text_blocks()) == f"a{REPLACEMENT_CHAR} b\nc d\n"
+    assert corpus.replaced_chars == 1

@@ -288,7 +288,8 @@ class Corpus:
 
     def _hub_blocks(self, block_bytes: int) -> Iterator[str]:
         lines, size = [], 0
-        for batch in self.line_batches():
+        # Raw rows: text_blocks counts replaced characters and applies max_lines, once, on the blocks.
+        for batch in self._rows():
             for line in batch:
                 # A row may hold several lines; each ends a sentence, as in a file.
                 lines.append(line)
@@ -301,20 +302,24 @@ class Corpus:
 
     def line_batches(self, batch_lines: int = 2000) -> Iterator[list[str]]:
         """Yield lists of raw text lines, streaming; counts replacement characters as it goes."""
-        ds = self._dataset()
         self.replaced_chars = 0
         seen = 0
+        for lines in self._rows(batch_lines):
+            if self.max_lines is not None:
+                lines = lines[: max(0, self.max_lines - seen)]
+            seen += len(lines)
+            self.replaced_chars += sum(t.count(REPLACEMENT_CHAR) for t in lines)
+            if lines:
+                yield lines
+            if self.max_lines is not None and seen >= self.max_lines:
+                return
+
+    def _rows(self, batch_lines: int = 2000) -> Iterator[list[str]]:
+        """The dataset's text column, batch_lines rows at a time, as they come (no counting, no limit)."""
+        ds = self._dataset()
         try:
             for batch in ds.iter(batch_size=batch_lines):
-                lines = [t if isinstance(t, str) else "" for t in batch["text"]]
-                if self.max_lines is not None:
-                    lines = lines[: max(0, self.max_lines - seen)]
-                seen += len(lines)
-                self.replaced_chars += sum(t.count(REPLACEMENT_CHAR) for t in lines)
-                if lines:
-                    yield lines
-                if self.max_lines is not None and seen >= self.max_lines:
-                    return
+                yield [t if isinstance(t, str) else "" for t in batch["text"]]
         except KeyError as exc:
             raise W2VError(f"hub dataset has no column {self.hub.column!r}; set data.column") from exc
         except (OSError, ConnectionError, EOFError, zlib.error) as exc:  # EOFError: a truncated .gz/.bz2

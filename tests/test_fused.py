@@ -363,3 +363,19 @@ def test_one_thread_makes_a_fused_run_repeatable(model):
     first, again, other = tables_after(7), tables_after(7), tables_after(8)
     assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
     assert not torch.equal(first[0], other[0])
+
+
+def test_chunk_seeds_give_unrelated_random_streams():
+    """The kernel's splitmix64 state advances by GOLDEN per draw, so two chunks whose seeds differ
+    by a small multiple of GOLDEN draw the same negatives shifted by a few draws (seeds
+    `(a + chunk) * GOLDEN` did exactly that: each chunk reused the previous chunk's negatives)."""
+    from w2v.fused import chunk_seed
+
+    golden, modulus = 0x9E3779B97F4A7C15, 1 << 64
+    steps_per_seed_gap = pow(golden, -1, modulus)
+    seeds = [chunk_seed(run_seed, chunk) for run_seed in (1, 2, 3) for chunk in range(200)]
+    assert len(set(seeds)) == len(seeds)
+    for a, b in zip(seeds, seeds[1:]):
+        # how many draws apart the two streams start, either way round
+        shift = (b - a) * steps_per_seed_gap % modulus
+        assert min(shift, modulus - shift) > 1 << 40

@@ -124,6 +124,22 @@ class _MaybeCompiled:
             return self.eager(*args)
 
 
+MASK64 = (1 << 64) - 1
+
+
+def chunk_seed(run_seed: int, chunk: int) -> int:
+    """The C kernel's random seed for one chunk: splitmix64's output mix of (run_seed, chunk).
+
+    Mixed, not just scaled: the kernel's generator advances its state by 0x9E3779B97F4A7C15 per
+    draw, so seeds that differ by a multiple of that constant (as `(a + chunk) * constant` did)
+    give every chunk the previous chunk's negatives shifted by one draw.
+    """
+    z = (run_seed * 1_000_003 + chunk + 1) * 0x9E3779B97F4A7C15 & MASK64
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & MASK64
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EB & MASK64
+    return z ^ (z >> 31)
+
+
 class FusedBackend(nn.Module):
     """The EmbeddingBackend interface (w2v/backends.py), without autograd or an optimiser.
 
@@ -227,7 +243,7 @@ class FusedBackend(nn.Module):
         if kernel is not None and negative <= MAX_NEGATIVE:
             if self._alias is None:
                 self._alias = kernel.build_alias(noise_distribution(self._counts))
-            seed = (self.seed * 1_000_003 + self._chunks_done) * 0x9E3779B97F4A7C15
+            seed = chunk_seed(self.seed, self._chunks_done)
             return kernel.train_chunk(model_name == "cbow", self.input_table, self.output_table, chunk.ids,
                                       chunk.sentence, chunk.window, negative, self._alias, lr_from, lr_to,
                                       seed, torch.get_num_threads(), centres=(chunk.centre_lo, chunk.centre_hi))

@@ -12,6 +12,8 @@ three of the four broken trainers below score *higher* than gensim (more pairs, 
 and a floor alone would pass them. What the check asserts is that, at gensim's settings, w2v
 reproduces gensim's figures within seed noise. A genuine improvement in the trainer would show as a
 failure here too: measure it (scripts/compare_gensim.py) and update the stored figures.
+Every run uses one thread (`train.threads=1`), so it is repeatable: with two Hogwild threads the
+"subsampling off" mutant's analogy mean once fell inside the band on a loaded machine.
 The default trainer passes; four mutants, each with one piece of word2vec's recipe removed, fail:
 learning-rate decay off, negatives reused, subsampling off, window not reduced. They run the
 production code with one thing changed (a patched C kernel, or one patched name in w2v.trainer).
@@ -66,7 +68,7 @@ def train_sample(model: str, seed: int, run_dir: Path) -> dict:
 
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         cfg = parse_config(OmegaConf.to_container(compose(config_name="config", overrides=[
-            f"model={model}", f"train.epochs={EPOCHS[model]}", f"train.seed={seed}", "train.device=cpu",
+            f"model={model}", f"train.epochs={EPOCHS[model]}", f"train.seed={seed}", "train.device=cpu", "train.threads=1",
             f"cache_dir={REPO / 'data' / 'cache'}", "export.projector_words=0"]), resolve=True))
     return run(cfg, run_dir, show_progress=False)
 

@@ -66,6 +66,8 @@ class TrainConfig:
     threads: int | None = None
     seed: int = 1
     log_every: int = 200  # optimiser steps between TensorBoard points
+    sync_every: int = 1 << 20  # backend=fused under torchrun: corpus words per rank between table syncs
+    sync_method: str = "auto"  # auto | rows | dense: how the fused tables are exchanged (w2v/table_sync.py)
 
 
 @dataclass
@@ -151,7 +153,11 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
     train = TrainConfig(epochs=_int(t, "epochs", "train", 1), lr=_float(t, "lr", "train"),
                         min_lr=_float(t, "min_lr", "train"), batch_size=_int(t, "batch_size", "train", 1),
                         device=str(t.get("device", "auto")), threads=_int(t, "threads", "train", 1, optional=True),
-                        seed=_int(t, "seed", "train"), log_every=_int(t, "log_every", "train", 1))
+                        seed=_int(t, "seed", "train"), log_every=_int(t, "log_every", "train", 1),
+                        sync_every=_int(t, "sync_every", "train", 1) if "sync_every" in t else TrainConfig.sync_every,
+                        sync_method=str(t.get("sync_method", TrainConfig.sync_method)))
+    if train.sync_method not in ("auto", "rows", "dense"):
+        raise W2VError(f"train.sync_method must be auto, rows or dense, got {train.sync_method!r}")
     if train.lr <= 0:
         raise W2VError(f"train.lr must be > 0, got {train.lr}")
     if not 0 <= train.min_lr <= train.lr:

@@ -119,7 +119,8 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
     chunk_tokens = getattr(backend, "chunk_tokens", 1 << 20)
     if sync is not None:
         chunk_tokens = min(chunk_tokens, train_cfg.sync_every)  # a sync falls between chunks
-    sync_words = train_cfg.sync_every * world.world_size  # corpus words, all ranks together
+    # fused takes one step per chunk: sync after every `sync_steps` steps (of the same count on every rank).
+    sync_steps = max(1, train_cfg.sync_every // chunk_tokens)
     # Corpus words (all ranks) trained when the tables were last made identical: the same on every rank.
     last_sync_words, unsynced_examples = words_done, 0
 
@@ -197,24 +198,24 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
                                             (words_done + k / n_steps * chunk_words) / total_words)
                     words_now = words_done + (k + 1) / n_steps * chunk_words
                     lr = learning_rate(train_cfg.lr, train_cfg.min_lr, words_now / total_words)
-                    if fused and chunk is not None:  # under torchrun a rank may run out before the others
-                        loss_sum, trained = backend.train_chunk(model.name, model.window, model.negative, chunk,
-                                                                examples, lr_from, lr)
-                        interval_loss += loss_sum
-                        interval_examples += trained
-                        if sync is None:
-                            stats.examples += trained
-                        else:
-                            unsynced_examples += trained
                     if fused:
-                        # Absolute multiples of sync_words, so that an extra sync (a checkpoint) does not shift the rest.
-                        if sync is not None and words_now // sync_words > last_sync_words // sync_words:
-                            sync_tables(words_now)
+                        if chunk is not None:  # under torchrun a rank may run out before the others
+                            loss_sum, trained = backend.train_chunk(model.name, model.window, model.negative,
+                                                                    chunk, examples, lr_from, lr)
+                            interval_loss += loss_sum
+                            interval_examples += trained
+                            if sync is None:
+                                stats.examples += trained
+                            else:
+                                unsynced_examples += trained
                     else:
                         batch = batches[k] if k < len(batches) else None  # None: this rank ran out
                         interval_loss += step(model.name, batch, lr)
                         interval_examples += batch.size if batch is not None else 0
                     stats.steps, stats.final_lr = stats.steps + 1, lr
+                    # On multiples of sync_steps, so that an extra sync (before a checkpoint) shifts none of the rest.
+                    if sync is not None and stats.steps % sync_steps == 0:
+                        sync_tables(words_now)
                     bar.update(int(words_now) - bar.n)
                     interval_words += int(words_now) - int(words_done + k / n_steps * chunk_words)
                     if stats.steps % (max(1, train_cfg.log_every // 50) if fused else train_cfg.log_every) == 0:

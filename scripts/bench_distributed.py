@@ -5,6 +5,7 @@
         --quality-seeds 1 2 3 --quality-epochs 3 --sync-every 1048576                 # quality, 3 seeds
     python scripts/bench_distributed.py --corpus data/big/tech-clean.txt --pairs 1 \\
         --sync-every 1048576 --min-counts 1 5 20                                          # bytes against vocabulary
+    python scripts/bench_distributed.py --pairs 0 --methods-vocab 26450 262144 1048576   # rows vs dense, timed
 
 Speed: each pair runs `python -m w2v.train train.threads=2` (one process, no syncs), then
 `torchrun --nproc-per-node=2 ... train.threads=1 train.sync_every=S` for each S, and takes each
@@ -18,6 +19,8 @@ Quality: the same two set-ups for each seed, `--quality-epochs` epochs, evaluate
 
 Bytes: rows moved and bytes sent per rank per sync come from the 2-rank runs' metrics; with
 --min-counts the 2-rank run is repeated at other vocab.min_count values (larger vocabularies).
+Methods: with --methods-vocab, two gloo ranks time one TableSync of a (V, 100) table with
+10 %, 50 % and 90 % of its rows moved, by all_gather of the rows and by all_reduce of the table.
 Writes bench_distributed.md / .csv to --out (default outputs/bench_distributed/).
 """
 from __future__ import annotations
@@ -62,6 +65,37 @@ def train_run(corpus: Path, cache: Path, ranks: int, overrides: list[str]) -> di
         return json.loads((Path(tmp) / "run" / "metrics.json").read_text())
 
 
+def time_methods(rank: int, init_file: str, vocabs: list[int], out: str) -> None:
+    """One of two ranks: median seconds of a sync by each method, per vocabulary and share of rows moved."""
+    import time
+
+    import torch
+
+    from w2v.distributed import start_world
+    from w2v.table_sync import TableSync
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2")
+    torch.set_num_threads(1)
+    world = start_world("cpu", init_method=f"file://{init_file}")
+    results = []
+    for vocab in vocabs:
+        table = torch.zeros(vocab, 100)
+        for share in (0.1, 0.5, 0.9):
+            moved = torch.randperm(vocab, generator=torch.Generator().manual_seed(rank))[:int(share * vocab)]
+            for method in ("rows", "dense"):
+                sync, seconds = TableSync([table], world, method), []
+                for _ in range(3):
+                    table[moved] += 0.001
+                    started = time.perf_counter()
+                    report = sync()
+                    seconds.append(time.perf_counter() - started)
+                results.append({"vocab": vocab, "share": share, "method": method,
+                                "seconds": sorted(seconds)[1], "mb": report.bytes_sent / 1e6})
+    if rank == 0:
+        Path(out).write_text(json.dumps(results))
+    world.close()
+
+
 def load() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -74,11 +108,12 @@ def main() -> None:
     parser.add_argument("--sync-every", type=int, nargs="+", default=[262144, 1048576, 4194304])
     parser.add_argument("--pairs", type=int, default=3, help="speed: A/B repetitions (0 skips speed)")
     parser.add_argument("--min-counts", type=int, nargs="*", default=[], help="bytes: other vocab.min_count values")
+    parser.add_argument("--methods-vocab", type=int, nargs="*", default=[], help="time rows vs dense at these V")
     parser.add_argument("--quality-seeds", type=int, nargs="*", default=[])
     parser.add_argument("--quality-epochs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_distributed")
     args = parser.parse_args()
-    if not args.corpus.is_file():
+    if not args.corpus.is_file() and (args.pairs or args.min_counts or args.quality_seeds):
         raise SystemExit(f"error: no corpus at {args.corpus}; give one with --corpus")
     common = [f"train.epochs={args.epochs}", "evaluate=false"]
     lines, rows = [f"corpus {args.corpus.name}, backend=fused skip-gram, load average at start {load()}", ""], []
@@ -119,6 +154,22 @@ def main() -> None:
             rows.append({"setup": f"min_count {min_count}", "vocab": two["vocab_size"], "mb_per_sync": mb,
                          "syncs": two["syncs"]})
             lines.append(f"| {min_count} | {two['vocab_size']} | {mb:.2f} | {two['syncs']} |")
+        lines.append("")
+
+    if args.methods_vocab:
+        import torch.multiprocessing as mp
+
+        with tempfile.TemporaryDirectory() as tmp:
+            mp.spawn(time_methods, args=(f"{tmp}/rendezvous", args.methods_vocab, f"{tmp}/out.json"), nprocs=2)
+            timed = json.loads(Path(f"{tmp}/out.json").read_text())
+        lines += ["one sync of one (V, 100) table, 2 gloo ranks on this host, median of 3", "",
+                  "| V | rows moved | rows: ms | rows: MB sent per rank | dense: ms | dense: MB sent per rank |",
+                  "|---|---|---|---|---|---|"]
+        for i in range(0, len(timed), 2):
+            r, d = timed[i], timed[i + 1]
+            lines.append(f"| {r['vocab']} | {r['share']:.0%} | {r['seconds'] * 1e3:.0f} | {r['mb']:.1f} | "
+                         f"{d['seconds'] * 1e3:.0f} | {d['mb']:.1f} |")
+            rows += [{"setup": f"method {x['method']}", **x} for x in (r, d)]
         lines.append("")
 
     if args.quality_seeds:

@@ -75,59 +75,63 @@ class TableSync:
         """Exchange and apply every rank's moves; afterwards the tables are identical on every rank."""
         started = time.perf_counter()
         device = self.tables[0].device
-        deltas = [t - b for t, b in zip(self.tables, self.base)]
-        moved = [d.ne(0).any(1).nonzero().squeeze(1) for d in deltas]  # (rows,) int64, sorted
+        moved = [t.ne(b).any(1).nonzero().squeeze(1) for t, b in zip(self.tables, self.base)]  # sorted row ids
         # Every rank's count of moved rows per table: (world, tables).
         mine = torch.tensor([len(m) for m in moved], dtype=torch.int64, device=device)
         counts = [torch.empty_like(mine) for _ in range(self.world.world_size)]
         dist.all_gather(counts, mine)
         counts = torch.stack(counts).cpu()
         methods, sent, rows_moved = [], 0, 0
-        for i, (table, base, delta, rows) in enumerate(zip(self.tables, self.base, deltas, moved)):
+        for i, (table, base, rows) in enumerate(zip(self.tables, self.base, moved)):
             vocab, dim = table.shape
             longest = int(counts[:, i].max())
             method = self.method if self.method != "auto" else min(
                 ("rows", "dense"), key=lambda m: ring_bytes(m, self.world.world_size, vocab, dim, longest))
             methods.append(method)
             sent += ring_bytes(method, self.world.world_size, vocab, dim, longest)
-            if method == "rows":
-                total, ranks = self._gather_rows(delta, rows, counts[:, i].tolist())
-            else:
-                total, ranks = self._reduce_dense(delta, rows)
-            touched = ranks.nonzero().squeeze(1)
+            exchange = self._gather_rows if method == "rows" else self._reduce_dense
+            touched, total, ranks = exchange(table, base, rows, counts[:, i].tolist())
             rows_moved += len(touched)
-            table[touched] = base[touched] + total[touched] / ranks[touched].unsqueeze(1)
+            table[touched] = base[touched] + total / ranks.unsqueeze(1)
             base[touched] = table[touched]
         return SyncReport(method="/".join(methods), rows_moved=rows_moved, bytes_sent=sent,
                           seconds=time.perf_counter() - started)
 
-    def _gather_rows(self, delta: torch.Tensor, rows: torch.Tensor,
-                     counts: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(summed deltas (V, D), ranks that moved each row (V,)) from an all_gather of the moved rows."""
-        longest, dim = max(counts), delta.shape[1]
-        padded_rows = torch.zeros(longest, dtype=torch.int64, device=delta.device)
-        padded_values = torch.zeros(longest, dim, dtype=delta.dtype, device=delta.device)
+    def _gather_rows(self, table: torch.Tensor, base: torch.Tensor, rows: torch.Tensor,
+                     counts: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rows any rank moved (U,), their summed deltas (U, D), how many ranks moved each (U,)),
+        from an all_gather of every rank's moved rows and deltas."""
+        longest, dim = max(counts), table.shape[1]
+        padded_rows = torch.zeros(longest, dtype=torch.int64, device=table.device)
+        padded_values = torch.zeros(longest, dim, dtype=table.dtype, device=table.device)
         padded_rows[: len(rows)] = rows
-        padded_values[: len(rows)] = delta[rows]
+        padded_values[: len(rows)] = table[rows] - base[rows]
         all_rows = [torch.empty_like(padded_rows) for _ in counts]
         all_values = [torch.empty_like(padded_values) for _ in counts]
         dist.all_gather(all_rows, padded_rows)
         dist.all_gather(all_values, padded_values)
-        total = torch.zeros_like(delta)
-        ranks = torch.zeros(delta.shape[0], dtype=delta.dtype, device=delta.device)
+        touched, where = torch.unique(torch.cat([r[:n] for r, n in zip(all_rows, counts)]), return_inverse=True)
+        total = torch.zeros(len(touched), dim, dtype=table.dtype, device=table.device)
+        ranks = torch.zeros(len(touched), dtype=table.dtype, device=table.device)
         # Rank by rank, in the same order everywhere: a rank's rows are unique, so each += is
         # deterministic (index_add_ on CUDA would add duplicates in any order).
-        for r, n in enumerate(counts):
-            total[all_rows[r][:n]] += all_values[r][:n]
-            ranks[all_rows[r][:n]] += 1
-        return total, ranks
+        offset = 0
+        for values, n in zip(all_values, counts):
+            total[where[offset:offset + n]] += values[:n]
+            ranks[where[offset:offset + n]] += 1
+            offset += n
+        return touched, total, ranks
 
-    def _reduce_dense(self, delta: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The same (summed deltas, ranks that moved each row) from one all_reduce of (V, D+1)."""
-        both = torch.cat([delta, torch.zeros(delta.shape[0], 1, dtype=delta.dtype, device=delta.device)], dim=1)
-        both[rows, -1] = 1
+    def _reduce_dense(self, table: torch.Tensor, base: torch.Tensor, rows: torch.Tensor,
+                      counts: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The same three, from one all_reduce of (V, D+1): every delta, and a 1 in the last column if moved."""
+        dim = table.shape[1]
+        both = torch.zeros(table.shape[0], dim + 1, dtype=table.dtype, device=table.device)
+        both[:, :dim].copy_(table).sub_(base)
+        both[rows, dim] = 1
         dist.all_reduce(both, op=dist.ReduceOp.SUM)
-        return both[:, :-1], both[:, -1]
+        touched = both[:, dim].nonzero().squeeze(1)
+        return touched, both[touched, :dim], both[touched, dim]
 
 
 def log_sync(report: SyncReport, number: int, world: World) -> None:

@@ -14,6 +14,8 @@ How the ranks cooperate:
     sparse: NCCL has no sparse all-reduce, so every rank all-gathers the touched rows
             and their gradient rows and builds one sparse gradient from all of them.
             The same code runs on gloo and NCCL.
+- backend=fused makes no gradients (it trains whole chunks in place): its ranks train
+  alone and w2v/table_sync.py averages the rows they moved between chunks.
 - Every rank takes the same number of steps: before each chunk the ranks agree on
   the largest number of batches, and a rank with fewer takes empty steps (a zero
   gradient that still joins the collective).

@@ -28,8 +28,8 @@ from .batches import Carry, Chunk, NoiseSampler, cbow_windows, epoch_chunks, kee
 from .checkpoint import Checkpointing
 from .config import RunConfig
 from .distributed import DataParallelStep, World
-from .table_sync import TableSync, log_sync
 from .model import Batch
+from .table_sync import TableSync, log_sync
 
 
 @dataclass

@@ -236,39 +236,39 @@ def table_sync_worker(rank: int, init_file: str, out_dir: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2")
     world = start_world("cpu", init_method=f"file://{init_file}")
     results = {}
-    for method in ("rows", "dense"):
+    for method, combine in (("rows", "sum"), ("dense", "sum"), ("rows", "mean"), ("dense", "mean")):
         table = torch.arange(12, dtype=torch.float32).reshape(6, 2) / 7  # the same on both ranks
-        sync = TableSync([table], world, method)
+        sync = TableSync([table], world, method, combine)
         # Rank 0 moves rows 1 and 3, rank 1 moves rows 3 and 4 (a different number of rows).
         moves = {0: {1: [1.0, 2.0], 3: [0.5, 0.25]}, 1: {3: [1.5, -0.75], 4: [-1.0, 3.0]}}[rank]
         for row, move in moves.items():
             table[row] += torch.tensor(move)
         report = sync()
         quiet = sync()  # nothing moved since: nothing changes, and no row is sent
-        results[method] = {"table": table.clone(), "rows_moved": report.rows_moved,
+        results[method, combine] = {"table": table.clone(), "rows_moved": report.rows_moved,
                            "quiet_rows": quiet.rows_moved, "method": report.method}
     torch.save(results, Path(out_dir) / f"sync{rank}.pt")
     world.close()
 
 
 @pytest.mark.slow
-def test_table_sync_averages_each_row_over_the_ranks_that_moved_it(tmp_path):
-    """Row 1 (rank 0 alone) and row 4 (rank 1 alone) keep their whole move; row 3 gets the mean.
-
-    Fails if the moves were summed (row 3 twice as far), averaged over all ranks (rows 1 and 4
-    half as far) or not exchanged; and both exchanges give the same, bit-identical tables.
-    """
+def test_table_sync_adds_up_the_moves_of_every_rank(tmp_path):
+    """sum: row 3, moved by both ranks, moves by both moves; mean: by their mean. Rows 1 and 4, moved by
+    one rank each, keep that move under both. Fails if the moves were not exchanged, or combined by the
+    other rule, or averaged over all ranks; and both exchanges give the same, bit-identical tables."""
     mp.spawn(table_sync_worker, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2, join=True)
-    expected = torch.arange(12, dtype=torch.float32).reshape(6, 2) / 7
-    expected[1] += torch.tensor([1.0, 2.0])
-    expected[3] += (torch.tensor([0.5, 0.25]) + torch.tensor([1.5, -0.75])) / 2
-    expected[4] += torch.tensor([-1.0, 3.0])
     results = [torch.load(tmp_path / f"sync{rank}.pt") for rank in (0, 1)]
-    for method in ("rows", "dense"):
-        assert results[0][method]["method"] == method
-        assert torch.equal(results[0][method]["table"], results[1][method]["table"]), method
-        assert torch.allclose(results[0][method]["table"], expected, atol=1e-6), method
-        assert results[0][method]["rows_moved"] == 3 and results[0][method]["quiet_rows"] == 0
+    for combine, row3 in (("sum", 1.0), ("mean", 0.5)):
+        expected = torch.arange(12, dtype=torch.float32).reshape(6, 2) / 7
+        expected[1] += torch.tensor([1.0, 2.0])
+        expected[3] += (torch.tensor([0.5, 0.25]) + torch.tensor([1.5, -0.75])) * row3
+        expected[4] += torch.tensor([-1.0, 3.0])
+        for method in ("rows", "dense"):
+            got = [results[rank][method, combine] for rank in (0, 1)]
+            assert got[0]["method"] == method
+            assert torch.equal(got[0]["table"], got[1]["table"]), (method, combine)
+            assert torch.allclose(got[0]["table"], expected, atol=1e-6), (method, combine)
+            assert got[0]["rows_moved"] == 3 and got[0]["quiet_rows"] == 0
 
 
 def corpus_loss(input_table: torch.Tensor, output_table: torch.Tensor, ids: np.ndarray, sentences: np.ndarray,
@@ -295,17 +295,18 @@ def corpus_loss(input_table: torch.Tensor, output_table: torch.Tensor, ids: np.n
 
 
 FUSED_SAMPLE = ["backend=fused", "model=skipgram", "model.dim=32", "train.epochs=3", "data.max_lines=60",
-                "train.sync_every=16384", "evaluate=false"]
+                "train.sync_every=2048", "evaluate=false"]
 
 
 @pytest.mark.slow
 def test_two_fused_ranks_hold_identical_tables_close_to_one_rank(tmp_path):
-    """2 ranks x 1 thread against 1 rank x 1 thread on 292k words of the sample, 3 epochs.
+    """2 ranks x 1 thread against 1 rank x 1 thread on 292k words of the sample, 3 epochs, a sync every
+    2,048 words a rank.
 
-    Measured (seeds 1-3): the 1-rank tables score the corpus at 2.642-2.649, the 2-rank ones
-    0.05-0.06 higher (averaging a row over the ranks that moved it slows frequent words down).
-    Broken syncs scored: no exchange +0.20, summed moves +0.13 (both fail the 0.09 bound);
-    averaged over all ranks +0.07 (caught exactly by the table_sync test above).
+    Measured: the 1-rank tables score the corpus at 2.649 (seed 1) and 2.644 (seed 2), the 2-rank
+    ones 0.028 and 0.029 higher, with a similarity structure of 0.94-0.95 against the 1-rank tables.
+    Broken syncs scored: no exchange +0.28 (similarity 0.72), moves averaged instead of summed
+    +0.08; both fail the 0.055 bound.
     """
     from w2v.train import load_token_ids
 
@@ -316,13 +317,13 @@ def test_two_fused_ranks_hold_identical_tables_close_to_one_rank(tmp_path):
     timeless = [{k: v for k, v in r["stats"].items() if k not in ("train_seconds", "sync_seconds")} for r in two]
     assert timeless[0] == timeless[1]  # the same steps and syncs, and totals over both ranks
     assert timeless[0]["raw_words"] == one["stats"]["raw_words"] == 3 * one["n_tokens"]
-    assert timeless[0]["syncs"] >= 3 and timeless[0]["sync_bytes"] > 0
+    assert timeless[0]["syncs"] >= 100 and timeless[0]["sync_bytes"] > 0
     assert abs(timeless[0]["examples"] - one["stats"]["examples"]) < 0.05 * one["stats"]["examples"]
     token_ids = load_token_ids(compose_run_config(*common), tmp_path / "cache", World(), show_progress=False)
     losses = [corpus_loss(r["input"], r["output"], token_ids.ids, token_ids.sentences) for r in (one, two[0])]
     assert losses[0] < 2.75  # trained: well below the untrained (1 + 5) log 2 = 4.16
-    assert abs(losses[1] - losses[0]) < 0.09, losses
-    assert similarity_structure(one["input"], two[0]["input"], top=200) > 0.6
+    assert abs(losses[1] - losses[0]) < 0.055, losses
+    assert similarity_structure(one["input"], two[0]["input"], top=200) > 0.85
 
 
 def stop_and_resume_worker(rank: int, world_size: int, init_file: str, overrides: list[str], stop_at: int,

@@ -37,6 +37,7 @@ from .distributed import World
 
 log = logging.getLogger("w2v")
 METHODS = ("auto", "rows", "dense")
+COMBINES = ("sum", "mean")
 ROW_ID_BYTES = 8  # int64 row ids
 
 
@@ -65,10 +66,11 @@ def ring_bytes(method: str, world_size: int, vocab: int, dim: int, longest: int)
 class TableSync:
     """Keeps the tables as they were at the last sync, and averages the ranks' moves since then."""
 
-    def __init__(self, tables: list[torch.Tensor], world: World, method: str = "auto"):
-        if method not in METHODS:
-            raise ValueError(f"sync method must be one of {METHODS}, got {method!r}")
-        self.tables, self.world, self.method = tables, world, method
+    def __init__(self, tables: list[torch.Tensor], world: World, method: str = "auto", combine: str = "sum"):
+        if method not in METHODS or combine not in COMBINES:
+            raise ValueError(f"sync method must be one of {METHODS} and combine one of {COMBINES}, "
+                             f"got {method!r}, {combine!r}")
+        self.tables, self.world, self.method, self.combine = tables, world, method, combine
         self.base = [t.clone() for t in tables]  # identical on every rank (rank 0's tables were broadcast)
 
     def __call__(self) -> SyncReport:
@@ -92,7 +94,9 @@ class TableSync:
             exchange = self._gather_rows if method == "rows" else self._reduce_dense
             touched, total, ranks = exchange(table, base, rows, counts[:, i].tolist())
             rows_moved += len(touched)
-            table[touched] = base[touched] + total / ranks.unsqueeze(1)
+            if self.combine == "mean":
+                total /= ranks.unsqueeze(1)
+            table[touched] = base[touched] + total
             base[touched] = table[touched]
         return SyncReport(method="/".join(methods), rows_moved=rows_moved, bytes_sent=sent,
                           seconds=time.perf_counter() - started)

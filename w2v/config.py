@@ -66,7 +66,7 @@ class TrainConfig:
     threads: int | None = None
     seed: int = 1
     log_every: int = 200  # optimiser steps between TensorBoard points
-    sync_every: int = 1 << 20  # backend=fused under torchrun: corpus words per rank between table syncs
+    sync_every: int = 1 << 18  # backend=fused under torchrun: corpus words per rank between table syncs
     sync_method: str = "auto"  # auto | rows | dense: how the fused tables are exchanged (w2v/table_sync.py)
     sync_combine: str = "sum"  # sum | mean (over the ranks that moved a row): how the ranks' moves add up
 

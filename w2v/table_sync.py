@@ -1,19 +1,19 @@
-"""Reconcile the fused backend's tables across ranks: average the deltas of the rows each rank moved.
+"""Reconcile the fused backend's tables across ranks: add up the moves of the rows each rank changed.
 
 backend=fused updates its tables in place (a Hogwild C kernel on the CPU, Triton on
 CUDA), so there is no gradient for torch.distributed to sum. Instead every rank
 trains its shard alone for `train.sync_every` words, then the ranks exchange what
 they changed since the last sync and every rank applies the same result:
 
-    table[row] = base[row] + sum of the ranks' deltas for row / number of ranks that moved row
+    sum:  table[row] = base[row] + sum of the ranks' deltas for row
+    mean: table[row] = base[row] + that sum / number of ranks that moved row
 
 where `base` is the table at the last sync (identical on every rank) and a rank's
-delta is its table minus `base`. A row that one rank alone moved (a rare word seen in
-one shard) keeps that rank's whole update; a row that every rank moved (a frequent
-word, an output row hit by negatives everywhere) gets the mean. Summing instead would
-move a frequent word N times as far as any rank did (each rank pulled it toward the
-same place), which overshoots as N grows; averaging over all N ranks would divide a
-rare word's only update by N.
+delta is its table minus `base`. sum (the default) is Hogwild across processes: a word
+seen in every shard moves by every rank's move, as in one process, only up to one
+interval late; it needs short intervals, or a frequent word that each rank pulled toward
+the same place overshoots. mean keeps a rare word's only move whole but halves (for 2
+ranks) the learning of every row that both moved: measured worse (docs/distributed.md).
 
 Two ways to exchange the same numbers, chosen per sync by the bytes each rank sends:
 - rows:  all_gather of (touched row ids, their deltas), padded to the longest list.

@@ -2,9 +2,9 @@
 
     python scripts/bench_distributed.py --corpus data/big/tech-clean.txt                 # speed, 1 epoch
     python scripts/bench_distributed.py --corpus data/big/tech-clean.txt --pairs 0 \\
-        --quality-seeds 1 2 3 --quality-epochs 3 --sync-every 1048576                 # quality, 3 seeds
+        --quality-seeds 1 2 3 --quality-epochs 3 --sync-every 262144                  # quality, 3 seeds
     python scripts/bench_distributed.py --corpus data/big/tech-clean.txt --pairs 1 \\
-        --sync-every 1048576 --min-counts 1 5 20                                          # bytes against vocabulary
+        --sync-every 262144 --min-counts 1 5 20                                           # bytes against vocabulary
     python scripts/bench_distributed.py --pairs 0 --methods-vocab 26450 262144 1048576   # rows vs dense, timed
 
 Speed: each pair runs `python -m w2v.train train.threads=2` (one process, no syncs), then
@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=REPO / "data" / "big" / "tech-clean.txt")
     parser.add_argument("--cache", type=Path, default=REPO / "data" / "cache")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--sync-every", type=int, nargs="+", default=[262144, 1048576, 4194304])
+    parser.add_argument("--sync-every", type=int, nargs="+", default=[262144, 65536, 1048576])
     parser.add_argument("--pairs", type=int, default=3, help="speed: A/B repetitions (0 skips speed)")
     parser.add_argument("--min-counts", type=int, nargs="*", default=[], help="bytes: other vocab.min_count values")
     parser.add_argument("--methods-vocab", type=int, nargs="*", default=[], help="time rows vs dense at these V")
@@ -137,16 +137,16 @@ def main() -> None:
                    "ratio": statistics.median(r["ratio"] for r in runs),
                    "ratios": " ".join(f"{r['ratio']:.3f}" for r in runs), "syncs": syncs,
                    "mb_per_sync": runs[0]["sync_bytes_per_rank"] / max(syncs, 1) / 1e6,
-                   "sync_share": statistics.median(r["sync_s"] / r["train_s"] for r in runs), "vocab": runs[0]["vocab_size"]}
+                   "sync_share": statistics.median(r["sync_s"] / r["train_s"] for r in runs),
+                   "vocab": runs[0]["vocab_size"]}
             rows.append(row)
             lines.append(f"| {name} | {row['words_per_sec_raw'] / 1e6:.2f}M | {row['ratio']:.3f} ({row['ratios']}) | "
                          f"{syncs} | {row['mb_per_sync']:.2f} | {row['sync_share']:.1%} |")
         lines += ["", f"load average at the end of the speed runs {load()}", ""]
 
     if args.min_counts:
-        lines += ["bytes against vocabulary (2 ranks, sync every "
-                  f"{args.sync_every[0]} words a rank)", "", "| vocab.min_count | vocabulary | MB sent per rank per sync "
-                  "| syncs |", "|---|---|---|---|"]
+        lines += [f"bytes against vocabulary (2 ranks, sync every {args.sync_every[0]} words a rank)", "",
+                  "| vocab.min_count | vocabulary | MB sent per rank per sync | syncs |", "|---|---|---|---|"]
         for min_count in args.min_counts:
             two = train_run(args.corpus, args.cache, 2, [*common, f"train.sync_every={args.sync_every[0]}",
                                                           f"vocab.min_count={min_count}"])
@@ -174,12 +174,14 @@ def main() -> None:
 
     if args.quality_seeds:
         every = args.sync_every[0]
-        setups = {"1 rank x 2 threads": (1, []), f"2 ranks x 1 thread, sync {every}": (2, [f"train.sync_every={every}"])}
+        setups = {"1 rank x 2 threads": (1, []),
+                  f"2 ranks x 1 thread, sync {every}": (2, [f"train.sync_every={every}"])}
         lines += [f"quality: {args.quality_epochs} epochs, seeds {args.quality_seeds}, mean (sd)", "",
                   "| set-up | analogy | WS-353 | SimLex | raw words/s |", "|---|---|---|---|---|"]
         for name, (ranks, extra) in setups.items():
-            runs = [train_run(args.corpus, args.cache, ranks, [f"train.epochs={args.quality_epochs}", f"train.seed={seed}",
-                                                               "evaluate=true", *extra]) for seed in args.quality_seeds]
+            runs = [train_run(args.corpus, args.cache, ranks,
+                              [f"train.epochs={args.quality_epochs}", f"train.seed={seed}", "evaluate=true", *extra])
+                    for seed in args.quality_seeds]
             cells = []
             for key in ("analogy_acc", "ws353_spearman", "simlex_spearman"):
                 values = [r[key] for r in runs]

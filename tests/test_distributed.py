@@ -182,14 +182,15 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_torchrun_command_line(tmp_path, tiny_corpus):
+@pytest.mark.parametrize("backend", ["sparse", "fused"])
+def test_torchrun_command_line(tmp_path, tiny_corpus, backend):
     run_dir = tmp_path / "run"
     torchrun = Path(sys.executable).parent / "torchrun"
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(
         [str(torchrun), "--nproc-per-node=2", "--master-addr=127.0.0.1", f"--master-port={free_port()}",
          "-m", "w2v.train", "data=files", f"data.paths=[{tiny_corpus}]", f"cache_dir={tmp_path / 'cache'}",
-         f"hydra.run.dir={run_dir}", "backend=sparse", "model.dim=16", "vocab.min_count=2", "train.epochs=2",
+         f"hydra.run.dir={run_dir}", f"backend={backend}", "train.sync_every=1000", "model.dim=16", "vocab.min_count=2", "train.epochs=2",
          "evaluate=false", "export.projector_words=0"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -202,6 +203,10 @@ def test_torchrun_command_line(tmp_path, tiny_corpus):
     kv = KeyedVectors.load_word2vec_format(str(run_dir / "vectors.bin"), binary=True)
     assert kv.vector_size == 16 and kv.index_to_key[0] == "w0"
     assert result.stdout.count("corpus: ") + result.stderr.count("corpus: ") == 1  # rank 0 alone logs
+    if backend == "fused":  # the bytes of every sync, in the run log and metrics.json
+        log = result.stdout + result.stderr
+        assert metrics["syncs"] >= 2 and metrics["sync_bytes_per_rank"] > 0
+        assert log.count("MB sent per rank, ") == metrics["syncs"] and "table syncs:" in log
 
 
 def test_torchrun_without_a_shared_run_dir_is_refused(monkeypatch):

@@ -15,7 +15,7 @@ How the ranks cooperate:
             and their gradient rows and builds one sparse gradient from all of them.
             The same code runs on gloo and NCCL.
 - backend=fused makes no gradients (it trains whole chunks in place): its ranks train
-  alone and w2v/table_sync.py averages the rows they moved between chunks.
+  alone and w2v/table_sync.py adds up the rows they moved between chunks.
 - Every rank takes the same number of steps: before each chunk the ranks agree on
   the largest number of batches, and a rank with fewer takes empty steps (a zero
   gradient that still joins the collective).
@@ -197,7 +197,7 @@ def check_data_parallel(backend) -> None:
     """Refuse a backend (class or instance) that neither makes autograd gradients nor trains whole chunks.
 
     dense / sparse / onehot: gradients summed every step (DataParallelStep). fused trains
-    whole chunks in place and its tables are averaged between chunks (w2v/table_sync.py).
+    whole chunks in place and the ranks add up their moves between chunks (w2v/table_sync.py).
     offload applies SGD on host tables in its own step: nothing to synchronise.
     """
     from .backends import EmbeddingBackend

@@ -7,7 +7,7 @@ copy, draw their negatives there, and step through them batch by batch.
 With several ranks (torchrun) the ranks agree, before each chunk, on how many steps
 it takes and how many corpus words it covers, so that every rank takes the same
 steps at the same learning rate (w2v/distributed.py syncs the gradients; backend=fused
-has none, so its ranks train alone and w2v/table_sync.py averages the rows they moved
+has none, so its ranks train alone and w2v/table_sync.py adds up the rows they moved
 every train.sync_every words a rank, before every checkpoint and at the end). After any
 step the loop can checkpoint (on SIGINT/SIGTERM, or every train.checkpoint_every);
 the checkpoint records the RNG states as they were *before* the current chunk was

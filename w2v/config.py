@@ -66,6 +66,9 @@ class TrainConfig:
     threads: int | None = None
     seed: int = 1
     log_every: int = 200  # optimiser steps between TensorBoard points
+    sync_every: int = 1 << 18  # backend=fused under torchrun: corpus words per rank between table syncs
+    sync_method: str = "auto"  # auto | rows | dense: how the fused tables are exchanged (w2v/table_sync.py)
+    sync_combine: str = "sum"  # sum | mean (over the ranks that moved a row): how the ranks' moves add up
 
 
 @dataclass
@@ -151,7 +154,14 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
     train = TrainConfig(epochs=_int(t, "epochs", "train", 1), lr=_float(t, "lr", "train"),
                         min_lr=_float(t, "min_lr", "train"), batch_size=_int(t, "batch_size", "train", 1),
                         device=str(t.get("device", "auto")), threads=_int(t, "threads", "train", 1, optional=True),
-                        seed=_int(t, "seed", "train"), log_every=_int(t, "log_every", "train", 1))
+                        seed=_int(t, "seed", "train"), log_every=_int(t, "log_every", "train", 1),
+                        sync_every=_int(t, "sync_every", "train", 1) if "sync_every" in t else TrainConfig.sync_every,
+                        sync_method=str(t.get("sync_method", TrainConfig.sync_method)),
+                        sync_combine=str(t.get("sync_combine", TrainConfig.sync_combine)))
+    if train.sync_combine not in ("sum", "mean"):
+        raise W2VError(f"train.sync_combine must be sum or mean, got {train.sync_combine!r}")
+    if train.sync_method not in ("auto", "rows", "dense"):
+        raise W2VError(f"train.sync_method must be auto, rows or dense, got {train.sync_method!r}")
     if train.lr <= 0:
         raise W2VError(f"train.lr must be > 0, got {train.lr}")
     if not 0 <= train.min_lr <= train.lr:

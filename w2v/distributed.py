@@ -14,6 +14,8 @@ How the ranks cooperate:
     sparse: NCCL has no sparse all-reduce, so every rank all-gathers the touched rows
             and their gradient rows and builds one sparse gradient from all of them.
             The same code runs on gloo and NCCL.
+- backend=fused makes no gradients (it trains whole chunks in place): its ranks train
+  alone and w2v/table_sync.py adds up the rows they moved between chunks.
 - Every rank takes the same number of steps: before each chunk the ranks agree on
   the largest number of batches, and a rank with fewer takes empty steps (a zero
   gradient that still joins the collective).
@@ -192,17 +194,20 @@ def shard_range(sentences: np.ndarray, rank: int, world_size: int) -> tuple[int,
 
 
 def check_data_parallel(backend) -> None:
-    """Data parallelism sums autograd gradients: refuse a backend (class or instance) that makes none.
+    """Refuse a backend (class or instance) that neither makes autograd gradients nor trains whole chunks.
 
-    fused (hand-written steps, Hogwild C kernel) and offload (SGD applied on host tables)
-    update their tables outside autograd, so there is no gradient to synchronise.
+    dense / sparse / onehot: gradients summed every step (DataParallelStep). fused trains
+    whole chunks in place and the ranks add up their moves between chunks (w2v/table_sync.py).
+    offload applies SGD on host tables in its own step: nothing to synchronise.
     """
     from .backends import EmbeddingBackend
 
     cls = backend if isinstance(backend, type) else type(backend)
-    if hasattr(cls, "train_chunk") or getattr(cls, "train_step", None) is not EmbeddingBackend.train_step:
+    if hasattr(cls, "train_chunk"):
+        return
+    if getattr(cls, "train_step", None) is not EmbeddingBackend.train_step:
         raise W2VError(f"backend={cls.name} does not support data-parallel training under torchrun "
-                       f"(it updates its tables outside autograd); use backend=dense, sparse or onehot")
+                       f"(it updates its tables outside autograd); use backend=fused, dense, sparse or onehot")
 
 
 def broadcast_tables(backend, world: World) -> None:
@@ -222,6 +227,8 @@ class DataParallelStep:
     """
 
     def __init__(self, backend, world: World):
+        if hasattr(backend, "train_chunk") or not hasattr(backend, "make_optimizer"):
+            raise TypeError(f"backend={backend.name} makes no autograd gradients to sum")
         check_data_parallel(backend)
         self.backend, self.world = backend, world
         self.params = [p for p in backend.parameters() if p.requires_grad]

@@ -186,6 +186,8 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         "final_loss": stats.final_loss, "final_lr": stats.final_lr, "replaced_chars": token_ids.replaced_chars,
         "replaced_by_file": token_ids.replaced_by_file or {},
         "tokenize_cache_hit": token_ids.cache_hit, "tokenize_s": token_ids.build_seconds,
+        # backend=fused under torchrun: table syncs, and the payload bytes one rank sent (w2v/table_sync.py).
+        "syncs": stats.syncs, "sync_bytes_per_rank": stats.sync_bytes, "sync_s": stats.sync_seconds,
         "model": cfg.model.name, "backend": cfg.backend.name,
         "device": str(device), "world_size": world.world_size, "resumed": options.resume is not None,
     })
@@ -197,6 +199,9 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         checkpoint_path.unlink()  # the run is complete: nothing left to resume
     log.info(f"trained {stats.raw_words} raw words in {stats.train_seconds:.1f}s "
              f"({metrics['words_per_sec_raw'] / 1e6:.2f}M words/s), final loss {stats.final_loss:.4f}")
+    if stats.syncs:
+        log.info(f"{stats.syncs} table syncs: {stats.sync_bytes / stats.syncs / 1e6:.2f} MB sent per rank per sync, "
+                 f"{stats.sync_bytes / 1e6:.1f} MB in all, {stats.sync_seconds:.1f}s")
     if metrics.get("analogy_acc") is not None:
         log.info(f"analogy {metrics['analogy_acc']:.4f}  WS-353 {metrics['ws353_spearman']:.4f}  "
                  f"SimLex {metrics['simlex_spearman']:.4f}")

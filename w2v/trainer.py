@@ -6,7 +6,9 @@ copy, draw their negatives there, and step through them batch by batch.
 
 With several ranks (torchrun) the ranks agree, before each chunk, on how many steps
 it takes and how many corpus words it covers, so that every rank takes the same
-steps at the same learning rate (w2v/distributed.py syncs the gradients). After any
+steps at the same learning rate (w2v/distributed.py syncs the gradients; backend=fused
+has none, so its ranks train alone and w2v/table_sync.py adds up the rows they moved
+every train.sync_every words a rank, before every checkpoint and at the end). After any
 step the loop can checkpoint (on SIGINT/SIGTERM, or every train.checkpoint_every);
 the checkpoint records the RNG states as they were *before* the current chunk was
 drawn, so a resumed run redraws the same chunk and skips the steps already taken.
@@ -27,6 +29,7 @@ from .checkpoint import Checkpointing
 from .config import RunConfig
 from .distributed import DataParallelStep, World
 from .model import Batch
+from .table_sync import TableSync, log_sync
 
 
 @dataclass
@@ -41,6 +44,9 @@ class TrainStats:
     final_loss: float = float("nan")  # mean loss per example over the last logging interval
     final_lr: float = float("nan")  # learning rate of the last step taken
     interrupted: str | None = None  # the signal that stopped the run early (after a checkpoint)
+    syncs: int = 0  # backend=fused under torchrun: table syncs (w2v/table_sync.py)
+    sync_bytes: int = 0  # payload bytes one rank sent over all syncs
+    sync_seconds: float = 0.0  # time in syncs (part of train_seconds)
 
 
 def learning_rate(start: float, end: float, progress: float) -> float:
@@ -84,9 +90,12 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
     world = world or World()
     model, train_cfg = cfg.model, cfg.train
     fused = hasattr(backend, "train_chunk")  # takes whole chunks and decays lr inside them
-    step = DataParallelStep(backend, world) if world.distributed else backend.train_step
-    if hasattr(backend, "prepare"):
-        backend.prepare(counts, batch_size=train_cfg.batch_size, seed=train_cfg.seed)
+    step = DataParallelStep(backend, world) if world.distributed and not fused else backend.train_step
+    # fused under torchrun: no gradients; each rank trains alone and the syncs add up the rows moved.
+    sync = (TableSync([backend.input_weights(), backend.output_weights()], world, train_cfg.sync_method,
+                      train_cfg.sync_combine) if fused and world.distributed else None)
+    if hasattr(backend, "prepare"):  # rank 0 draws the negatives a single process draws
+        backend.prepare(counts, batch_size=train_cfg.batch_size, seed=train_cfg.seed + 1_000_003 * world.rank)
     # Rank 0 draws what a single process draws; other ranks get independent streams.
     rng = np.random.default_rng(train_cfg.seed if world.rank == 0 else [train_cfg.seed, world.rank])
     generator = torch.Generator(device=device).manual_seed(train_cfg.seed + 1_000_003 * world.rank)
@@ -107,6 +116,25 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
         if mine.get("backend") is not None and hasattr(backend, "load_loop_state"):
             backend.load_loop_state(mine["backend"])  # fused: its own per-chunk seeds continue too
     seconds_before = stats.train_seconds
+    chunk_tokens = getattr(backend, "chunk_tokens", 1 << 20)
+    if sync is not None:
+        chunk_tokens = min(chunk_tokens, train_cfg.sync_every)  # a sync falls between chunks
+    # fused takes one step per chunk: sync after every `sync_steps` steps (of the same count on every rank).
+    sync_steps = max(1, train_cfg.sync_every // chunk_tokens)
+    # Corpus words (all ranks) trained when the tables were last made identical: the same on every rank.
+    last_sync_words, unsynced_examples = words_done, 0
+
+    def sync_tables(words_now: float) -> None:
+        nonlocal last_sync_words, unsynced_examples
+        report = sync()
+        stats.syncs, stats.sync_bytes = stats.syncs + 1, stats.sync_bytes + report.bytes_sent
+        stats.sync_seconds += report.seconds
+        stats.examples += int(world.sum_floats([float(unsynced_examples)])[0])
+        last_sync_words, unsynced_examples = words_now, 0
+        log_sync(report, stats.syncs, world)
+        if on_log and world.is_main:
+            on_log(stats.steps, {"sync/bytes_sent_per_rank": report.bytes_sent, "sync/rows_moved": report.rows_moved,
+                                 "sync/seconds": report.seconds})
 
     interval_loss = torch.zeros((), device=device, dtype=torch.float64)
     interval_examples, interval_words, interval_start = 0, 0, time.perf_counter()
@@ -135,7 +163,7 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
     try:
         for epoch in range(start_epoch, train_cfg.epochs):
             chunks = epoch_chunks(ids, sentences, keep, model.window, rng, token_range=(pos, hi),
-                                  chunk_tokens=getattr(backend, "chunk_tokens", 1 << 20), carry=carry)
+                                  chunk_tokens=chunk_tokens, carry=carry)
             carry = None
 
             def expand_next(chunks=chunks):
@@ -171,16 +199,23 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
                     words_now = words_done + (k + 1) / n_steps * chunk_words
                     lr = learning_rate(train_cfg.lr, train_cfg.min_lr, words_now / total_words)
                     if fused:
-                        loss_sum, trained = backend.train_chunk(model.name, model.window, model.negative, chunk,
-                                                                examples, lr_from, lr)
-                        interval_loss += loss_sum
-                        interval_examples += trained
-                        stats.examples += trained
+                        if chunk is not None:  # under torchrun a rank may run out before the others
+                            loss_sum, trained = backend.train_chunk(model.name, model.window, model.negative,
+                                                                    chunk, examples, lr_from, lr)
+                            interval_loss += loss_sum
+                            interval_examples += trained
+                            if sync is None:
+                                stats.examples += trained
+                            else:
+                                unsynced_examples += trained
                     else:
                         batch = batches[k] if k < len(batches) else None  # None: this rank ran out
                         interval_loss += step(model.name, batch, lr)
                         interval_examples += batch.size if batch is not None else 0
                     stats.steps, stats.final_lr = stats.steps + 1, lr
+                    # On multiples of sync_steps, so that an extra sync (before a checkpoint) shifts none of the rest.
+                    if sync is not None and stats.steps % sync_steps == 0:
+                        sync_tables(words_now)
                     bar.update(int(words_now) - bar.n)
                     interval_words += int(words_now) - int(words_done + k / n_steps * chunk_words)
                     if stats.steps % (max(1, train_cfg.log_every // 50) if fused else train_cfg.log_every) == 0:
@@ -191,6 +226,8 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
                         checkpointing.stop is not None and checkpointing.stop.requested,
                         checkpointing.policy.due(words_now, words_at_last_save, time.perf_counter() - last_save_time)])
                     if stop or due:
+                        if sync is not None and words_now > last_sync_words:
+                            sync_tables(words_now)  # rank 0 saves tables that hold every rank's work
                         save_started = time.perf_counter()
                         stats.train_seconds = seconds_before + save_started - started - saving_seconds
                         mine = {"chunk_pos": pos, "rng_state": rng_state, "generator_state": generator_state,
@@ -214,6 +251,8 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
                 bar.update(words_done - bar.n)
                 pos += chunk.raw_words if chunk is not None else 0
             pos = lo
+        if sync is not None and words_done > last_sync_words:
+            sync_tables(words_done)  # every rank ends with the same tables
         stats.train_seconds = seconds_before + time.perf_counter() - started - saving_seconds
     finally:
         pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,145 @@
+"""Reconcile the fused backend's tables across ranks: add up the moves of the rows each rank changed.
+
+backend=fused updates its tables in place (a Hogwild C kernel on the CPU, Triton on
+CUDA), so there is no gradient for torch.distributed to sum. Instead every rank
+trains its shard alone for `train.sync_every` words, then the ranks exchange what
+they changed since the last sync and every rank applies the same result:
+
+    sum:  table[row] = base[row] + sum of the ranks' deltas for row
+    mean: table[row] = base[row] + that sum / number of ranks that moved row
+
+where `base` is the table at the last sync (identical on every rank) and a rank's
+delta is its table minus `base`. sum (the default) is Hogwild across processes: a word
+seen in every shard moves by every rank's move, as in one process, only up to one
+interval late; it needs short intervals, or a frequent word that each rank pulled toward
+the same place overshoots. mean keeps a rare word's only move whole but halves (for 2
+ranks) the learning of every row that both moved: measured worse (docs/distributed.md).
+
+Two ways to exchange the same numbers, chosen per sync by the bytes each rank sends:
+- rows:  all_gather of (touched row ids, their deltas), padded to the longest list.
+         Cheap when few rows moved (short intervals, large vocabularies).
+- dense: all_reduce(SUM) of the whole (V, D+1) table of deltas plus a "moved" column.
+         Cheap when most rows moved (a small vocabulary: negatives reach nearly every row).
+Both run on gloo (CPU tables) and NCCL (CUDA tables, which is the same code with the
+tensors on the device: NCCL has no sparse all-reduce, so rows uses all_gather).
+Every rank adds the gathered rows in rank order, so all ranks hold bit-identical tables.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from .distributed import World
+
+log = logging.getLogger("w2v")
+METHODS = ("auto", "rows", "dense")
+COMBINES = ("sum", "mean")
+ROW_ID_BYTES = 8  # int64 row ids
+
+
+@dataclass
+class SyncReport:
+    """One sync, as seen by this rank (the method and byte counts are the same on every rank)."""
+
+    method: str  # per table (input/output): e.g. "rows/dense"
+    rows_moved: int  # rows (both tables) that at least one rank moved since the last sync
+    bytes_sent: int  # payload bytes this rank sends (ring algorithms; the receive side is the same)
+    seconds: float
+
+
+def ring_bytes(method: str, world_size: int, vocab: int, dim: int, longest: int) -> int:
+    """Payload bytes one rank sends for one table with ring collectives.
+
+    rows:  all_gather of `longest` (id, D floats) rows: (N-1) * longest * (8 + 4D).
+    dense: all_reduce of V x (D+1) floats: 2 (N-1)/N * V * (D+1) * 4.
+    """
+    n = world_size
+    if method == "rows":
+        return (n - 1) * longest * (ROW_ID_BYTES + 4 * dim)
+    return 2 * (n - 1) * vocab * (dim + 1) * 4 // n
+
+
+class TableSync:
+    """Keeps the tables as they were at the last sync, and averages the ranks' moves since then."""
+
+    def __init__(self, tables: list[torch.Tensor], world: World, method: str = "auto", combine: str = "sum"):
+        if method not in METHODS or combine not in COMBINES:
+            raise ValueError(f"sync method must be one of {METHODS} and combine one of {COMBINES}, "
+                             f"got {method!r}, {combine!r}")
+        self.tables, self.world, self.method, self.combine = tables, world, method, combine
+        self.base = [t.clone() for t in tables]  # identical on every rank (rank 0's tables were broadcast)
+
+    def __call__(self) -> SyncReport:
+        """Exchange and apply every rank's moves; afterwards the tables are identical on every rank."""
+        started = time.perf_counter()
+        device = self.tables[0].device
+        moved = [t.ne(b).any(1).nonzero().squeeze(1) for t, b in zip(self.tables, self.base)]  # sorted row ids
+        # Every rank's count of moved rows per table: (world, tables).
+        mine = torch.tensor([len(m) for m in moved], dtype=torch.int64, device=device)
+        counts = [torch.empty_like(mine) for _ in range(self.world.world_size)]
+        dist.all_gather(counts, mine)
+        counts = torch.stack(counts).cpu()
+        methods, sent, rows_moved = [], 0, 0
+        for i, (table, base, rows) in enumerate(zip(self.tables, self.base, moved)):
+            vocab, dim = table.shape
+            longest = int(counts[:, i].max())
+            method = self.method if self.method != "auto" else min(
+                ("rows", "dense"), key=lambda m: ring_bytes(m, self.world.world_size, vocab, dim, longest))
+            methods.append(method)
+            sent += ring_bytes(method, self.world.world_size, vocab, dim, longest)
+            exchange = self._gather_rows if method == "rows" else self._reduce_dense
+            touched, total, ranks = exchange(table, base, rows, counts[:, i].tolist())
+            rows_moved += len(touched)
+            if self.combine == "mean":
+                total /= ranks.unsqueeze(1)
+            table[touched] = base[touched] + total
+            base[touched] = table[touched]
+        return SyncReport(method="/".join(methods), rows_moved=rows_moved, bytes_sent=sent,
+                          seconds=time.perf_counter() - started)
+
+    def _gather_rows(self, table: torch.Tensor, base: torch.Tensor, rows: torch.Tensor,
+                     counts: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rows any rank moved (U,), their summed deltas (U, D), how many ranks moved each (U,)),
+        from an all_gather of every rank's moved rows and deltas."""
+        longest, dim = max(counts), table.shape[1]
+        padded_rows = torch.zeros(longest, dtype=torch.int64, device=table.device)
+        padded_values = torch.zeros(longest, dim, dtype=table.dtype, device=table.device)
+        padded_rows[: len(rows)] = rows
+        padded_values[: len(rows)] = table[rows] - base[rows]
+        all_rows = [torch.empty_like(padded_rows) for _ in counts]
+        all_values = [torch.empty_like(padded_values) for _ in counts]
+        dist.all_gather(all_rows, padded_rows)
+        dist.all_gather(all_values, padded_values)
+        touched, where = torch.unique(torch.cat([r[:n] for r, n in zip(all_rows, counts)]), return_inverse=True)
+        total = torch.zeros(len(touched), dim, dtype=table.dtype, device=table.device)
+        ranks = torch.zeros(len(touched), dtype=table.dtype, device=table.device)
+        # Rank by rank, in the same order everywhere: a rank's rows are unique, so each += is
+        # deterministic (index_add_ on CUDA would add duplicates in any order).
+        offset = 0
+        for values, n in zip(all_values, counts):
+            total[where[offset:offset + n]] += values[:n]
+            ranks[where[offset:offset + n]] += 1
+            offset += n
+        return touched, total, ranks
+
+    def _reduce_dense(self, table: torch.Tensor, base: torch.Tensor, rows: torch.Tensor,
+                      counts: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The same three, from one all_reduce of (V, D+1): every delta, and a 1 in the last column if moved."""
+        dim = table.shape[1]
+        both = torch.zeros(table.shape[0], dim + 1, dtype=table.dtype, device=table.device)
+        both[:, :dim].copy_(table).sub_(base)
+        both[rows, dim] = 1
+        dist.all_reduce(both, op=dist.ReduceOp.SUM)
+        touched = both[:, dim].nonzero().squeeze(1)
+        return touched, both[touched, :dim], both[touched, dim]
+
+
+def log_sync(report: SyncReport, number: int, world: World) -> None:
+    """One run-log line per sync (rank 0)."""
+    if world.is_main:
+        log.info(f"sync {number}: {report.method}, {report.rows_moved} rows moved, "
+                 f"{report.bytes_sent / 1e6:.2f} MB sent per rank, {report.seconds * 1e3:.0f} ms")

@@ -1,7 +1,8 @@
 """One pass over the corpus text: blocks -> words -> ids, counted, in worker processes.
 
-Worker processes split blocks of text into words (w2v/words.py) and number each block's
-distinct words. The main process reads the corpus, maps each block's distinct words into
+Worker processes split blocks of text into words and number each block's distinct words:
+in C (w2v/kernels/words.c) when a compiler is at hand, which splits ASCII text itself and
+hands the pieces holding other characters to w2v/words.py; else all in w2v/words.py. The main process reads the corpus, maps each block's distinct words into
 one numbering ("provisional ids", first seen first) and appends the block's ids to a
 file, line ends included (as LINE_END_ID). Nothing is done per line in Python and nothing
 grows with the line length, so a corpus that is one 100M-word line passes in the same
@@ -32,11 +33,12 @@ PARALLEL_MIN_BYTES = 8 << 20
 IN_FLIGHT = 3  # blocks handed to each worker ahead of the one being merged
 
 _pre_tokenizer = "punct"  # set in each worker process by _start_worker
+_kernel = None  # the compiled splitter (w2v/kernels/words.py), or None: the Python path
 
 
-def _start_worker(pre_tokenizer: str, in_pool: bool = False) -> None:
-    global _pre_tokenizer
-    _pre_tokenizer = pre_tokenizer
+def _start_worker(pre_tokenizer: str, kernel=None, in_pool: bool = False) -> None:
+    global _pre_tokenizer, _kernel
+    _pre_tokenizer, _kernel = pre_tokenizer, kernel
     if in_pool:
         # Ctrl-C reaches the whole process group: the main process reports it in one line and
         # ends the pool; a worker printing its own KeyboardInterrupt traceback would only add noise.
@@ -49,6 +51,8 @@ def _number_block(block: str) -> tuple[np.ndarray, list[str]]:
     Workers keep nothing between blocks, so their memory does not grow with the vocabulary;
     the one dictionary of every word seen lives in the main process.
     """
+    if _kernel is not None:
+        return _kernel.number_block(block, _pre_tokenizer)
     words = split_block(block, _pre_tokenizer)
     position: dict[str, int] = {}
     # len(position) is read before each setdefault: a word new to the block gets the next index.
@@ -67,8 +71,11 @@ class ProvisionalIds:
 
 
 def number_corpus(blocks: Iterable[str], out_path: Path, pre_tokenizer: str = "punct",
-                  workers: int | None = None, total_bytes: int | None = None) -> ProvisionalIds:
-    """Split and number every block into out_path; workers=None chooses by corpus size and cores."""
+                  workers: int | None = None, total_bytes: int | None = None, kernel=None) -> ProvisionalIds:
+    """Split and number every block into out_path; workers=None chooses by corpus size and cores.
+
+    kernel: the compiled splitter (w2v.kernels.load_words()), or None for the Python path.
+    """
     if workers is None:
         workers = os.cpu_count() or 1
         if total_bytes is not None and total_bytes < PARALLEL_MIN_BYTES:
@@ -79,7 +86,7 @@ def number_corpus(blocks: Iterable[str], out_path: Path, pre_tokenizer: str = "p
     index: dict[str, int] = {LINE_END: LINE_END_ID}
     tokens = 0
     with open(out_path, "wb") as out:
-        for local_ids, distinct in _numbered(blocks, pre_tokenizer, workers):
+        for local_ids, distinct in _numbered(blocks, pre_tokenizer, workers, kernel):
             # len(index) is read before each setdefault: a new word gets the next number.
             ids = np.fromiter([index.setdefault(word, len(index)) for word in distinct], dtype=np.int32,
                               count=len(distinct))
@@ -101,15 +108,16 @@ def _pieces(path: Path, piece: int = 1 << 24) -> Iterator[np.ndarray]:
             yield part
 
 
-def _numbered(blocks: Iterable[str], pre_tokenizer: str, workers: int) -> Iterator[tuple[np.ndarray, list[str]]]:
+def _numbered(blocks: Iterable[str], pre_tokenizer: str, workers: int,
+              kernel) -> Iterator[tuple[np.ndarray, list[str]]]:
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        _start_worker(pre_tokenizer)
+        _start_worker(pre_tokenizer, kernel)
         yield from map(_number_block, blocks)
         return
     # fork: the workers need nothing but this module, and start in milliseconds. They inherit the
     # Unicode classes built here once, instead of building them each.
     prepare_words()
-    with multiprocessing.get_context("fork").Pool(workers, _start_worker, (pre_tokenizer, True)) as pool:
+    with multiprocessing.get_context("fork").Pool(workers, _start_worker, (pre_tokenizer, kernel, True)) as pool:
         # At most IN_FLIGHT blocks per worker are read ahead: Pool.imap would read the whole corpus
         # into its queue as fast as the disk allows (far faster than splitting), unbounded memory.
         # Results come back in corpus order.

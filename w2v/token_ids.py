@@ -36,6 +36,7 @@ from tqdm import tqdm
 from .config import VocabConfig, W2VError
 from .corpus import Corpus
 from .encode import LINE_END_ID, number_corpus, write_final_ids
+from .kernels import load_words
 from .vocab import TOKENIZER_VERSION, tokenizer_for_words
 
 
@@ -153,7 +154,7 @@ def _encode_to_disk(corpus: Corpus, vocab: VocabConfig, folder: Path, show_progr
               leave=False) as bar:
         blocks = corpus.text_blocks(block_bytes, on_bytes=lambda done: bar.update(done - bar.n))
         provisional = number_corpus(blocks, folder / "provisional.int32", vocab.pre_tokenizer, workers=workers,
-                                    total_bytes=total)
+                                    total_bytes=total, kernel=load_words())
     try:
         if provisional.counts[1:].sum() == 0:
             raise W2VError("the corpus is empty or whitespace-only; give a text file with words in it")

@@ -18,6 +18,7 @@ import collections
 import multiprocessing
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -51,8 +52,6 @@ def _number_block(block: str) -> tuple[np.ndarray, list[str]]:
     Workers keep nothing between blocks, so their memory does not grow with the vocabulary;
     the one dictionary of every word seen lives in the main process.
     """
-    if _kernel is not None:
-        return _kernel.number_block(block, _pre_tokenizer)
     words = split_block(block, _pre_tokenizer)
     position: dict[str, int] = {}
     # len(position) is read before each setdefault: a word new to the block gets the next index.
@@ -80,24 +79,84 @@ def number_corpus(blocks: Iterable[str], out_path: Path, pre_tokenizer: str = "p
         workers = os.cpu_count() or 1
         if total_bytes is not None and total_bytes < PARALLEL_MIN_BYTES:
             workers = 1
+    number = _number_compiled if kernel is not None else _number_python
+    words, tokens = number(blocks, out_path, pre_tokenizer, workers, kernel)
+    counts = np.zeros(len(words), dtype=np.int64)
+    for piece in _pieces(out_path):
+        counts += np.bincount(piece, minlength=len(words))  # one bincount per 16M ids
+    return ProvisionalIds(path=out_path, words=words, counts=counts, tokens=tokens)
+
+
+def _number_python(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, workers: int,
+                   kernel=None) -> tuple[list[str], int]:
+    """Workers split and number blocks (w2v/words.py); this process maps each block's numbering into one."""
     # Every word seen, numbered in first-seen order (a dict keeps insertion order, so its keys
     # are also the id -> word list). It is the pass's one structure that grows: with the number of
     # distinct words, about 100 bytes each, as gensim's raw vocabulary does.
     index: dict[str, int] = {LINE_END: LINE_END_ID}
     tokens = 0
     with open(out_path, "wb") as out:
-        for local_ids, distinct in _numbered(blocks, pre_tokenizer, workers, kernel):
+        for local_ids, distinct in _numbered(blocks, pre_tokenizer, workers):
             # len(index) is read before each setdefault: a new word gets the next number.
             ids = np.fromiter([index.setdefault(word, len(index)) for word in distinct], dtype=np.int32,
                               count=len(distinct))
             out.write(ids[local_ids].tobytes())
             tokens += len(local_ids)
-    words = list(index)
-    del index
-    counts = np.zeros(len(words), dtype=np.int64)
-    for piece in _pieces(out_path):
-        counts += np.bincount(piece, minlength=len(words))  # one bincount per 16M ids
-    return ProvisionalIds(path=out_path, words=words, counts=counts, tokens=tokens)
+    return list(index), tokens
+
+
+def _number_compiled(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, workers: int,
+                     kernel) -> tuple[list[str], int]:
+    """One C table (w2v/kernels/words.c) numbers every block, in corpus order.
+
+    The numbering runs in a second thread (ctypes releases the GIL), while this one reads the
+    next blocks and splits their non-ASCII pieces (the Python part), so the two overlap on two
+    cores. With more workers, blocks holding non-ASCII text are prepared in worker processes.
+    Its memory grows with the distinct words (their bytes, plus about 24 bytes each), not more.
+    """
+    tokens = 0
+    with kernel.numbering(pre_tokenizer) as numbering, open(out_path, "wb") as out, \
+            ThreadPoolExecutor(1, thread_name_prefix="w2v-numbering") as numberer:
+        if numbering.number(b"\n", b"").tolist() != [LINE_END_ID]:
+            raise RuntimeError("the C numbering did not give the line end the id LINE_END_ID")
+
+        def number_and_write(prepared: tuple[bytes, bytes]) -> int:
+            ids = numbering.number(*prepared)
+            out.write(ids.data)
+            return len(ids)
+
+        pending: collections.deque = collections.deque()
+        for prepared in _prepared(blocks, pre_tokenizer, workers, kernel):
+            pending.append(numberer.submit(number_and_write, prepared))
+            if len(pending) > IN_FLIGHT:
+                tokens += pending.popleft().result()
+        while pending:
+            tokens += pending.popleft().result()
+        return numbering.words(), tokens
+
+
+def _prepare_block(block: str) -> tuple[bytes, bytes]:
+    return _kernel.prepare(block, _pre_tokenizer)
+
+
+def _prepared(blocks: Iterable[str], pre_tokenizer: str, workers: int, kernel) -> Iterator[tuple[bytes, bytes]]:
+    """Each block as WordsKernel.prepare gives it, in corpus order: ASCII blocks here (there is nothing
+    to do but encode them), the others in worker processes when there are more than one."""
+    _start_worker(pre_tokenizer, kernel)
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        yield from map(_prepare_block, blocks)
+        return
+    prepare_words()
+    with multiprocessing.get_context("fork").Pool(workers, _start_worker, (pre_tokenizer, kernel, True)) as pool:
+        pending: collections.deque = collections.deque()
+        for block in blocks:
+            pending.append(_prepare_block(block) if block.isascii() else pool.apply_async(_prepare_block, (block,)))
+            while pending and (len(pending) >= IN_FLIGHT * workers or isinstance(pending[0], tuple)):
+                first = pending.popleft()
+                yield first if isinstance(first, tuple) else first.get()
+        while pending:
+            first = pending.popleft()
+            yield first if isinstance(first, tuple) else first.get()
 
 
 def _pieces(path: Path, piece: int = 1 << 24) -> Iterator[np.ndarray]:
@@ -108,16 +167,15 @@ def _pieces(path: Path, piece: int = 1 << 24) -> Iterator[np.ndarray]:
             yield part
 
 
-def _numbered(blocks: Iterable[str], pre_tokenizer: str, workers: int,
-              kernel) -> Iterator[tuple[np.ndarray, list[str]]]:
+def _numbered(blocks: Iterable[str], pre_tokenizer: str, workers: int) -> Iterator[tuple[np.ndarray, list[str]]]:
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        _start_worker(pre_tokenizer, kernel)
+        _start_worker(pre_tokenizer)
         yield from map(_number_block, blocks)
         return
     # fork: the workers need nothing but this module, and start in milliseconds. They inherit the
     # Unicode classes built here once, instead of building them each.
     prepare_words()
-    with multiprocessing.get_context("fork").Pool(workers, _start_worker, (pre_tokenizer, kernel, True)) as pool:
+    with multiprocessing.get_context("fork").Pool(workers, _start_worker, (pre_tokenizer, None, True)) as pool:
         # At most IN_FLIGHT blocks per worker are read ahead: Pool.imap would read the whole corpus
         # into its queue as fast as the disk allows (far faster than splitting), unbounded memory.
         # Results come back in corpus order.

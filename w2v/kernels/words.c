@@ -10,8 +10,9 @@
    or a control character is safe under NFKC: those are starters that compose with nothing,
    so no character on one side of the cut can change a character on the other side.
 
-   Every word (the line end too) gets the block's next index when first seen, so the
-   distinct words come out in first-seen order, as w2v/encode.py's Python path numbers them. */
+   A table numbers the words of every block it is given: each word (the line end too) gets
+   the next id when first seen, so ids follow first-seen order over the whole corpus, as
+   w2v/encode.py's Python path numbers them. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +91,8 @@ static int table_grow(Table *t) {
     return 0;
 }
 
-/* The index of the word just written at words + words_len (len bytes), adding it if new; -1: no memory. */
+/* The index of the word just written at words + words_len (len bytes), adding it if new; -1: no memory.
+   The caller has made room for the word and its space (w2v_words_number reserves a block's worth). */
 static int64_t table_index(Table *t, int64_t len, uint32_t hash) {
     const char *word = t->words + t->words_len;
     uint64_t j = hash & t->mask;
@@ -132,41 +134,74 @@ static int64_t add_ascii(Table *t, const unsigned char *text, int64_t from, int6
     return table_index(t, to - from, hash);
 }
 
-/* The words of `text` as indexes into its distinct words (ids, returns how many; -1: no memory,
-   -2: a capacity too small, -3: fewer words in `given` than non-ASCII pieces in text).
+/* A numbering of words, kept across blocks: ids in first-seen order. */
+void *w2v_words_new(void) {
+    Table *t = calloc(1, sizeof(Table));
+    if (!t) return NULL;
+    t->mask = (1 << 14) - 1;
+    t->slots = calloc(t->mask + 1, sizeof(uint32_t));
+    t->hashes = malloc((t->mask + 1) * sizeof(uint32_t));
+    t->starts_cap = 1 << 12;
+    t->starts = malloc((size_t)t->starts_cap * sizeof(int64_t));
+    t->words_cap = 1 << 16;
+    t->words = malloc((size_t)t->words_cap);
+    if (!t->slots || !t->hashes || !t->starts || !t->words) {
+        free(t->slots); free(t->hashes); free(t->starts); free(t->words); free(t);
+        return NULL;
+    }
+    t->starts[0] = 0;
+    return t;
+}
+
+void w2v_words_free(void *table) {
+    Table *t = table;
+    if (!t) return;
+    free(t->slots);
+    free(t->hashes);
+    free(t->starts);
+    free(t->words);
+    free(t);
+}
+
+int64_t w2v_words_distinct(void *table) { return ((Table *)table)->distinct; }
+
+/* The distinct words in id order, each followed by a space: *len bytes, valid until the next call. */
+const char *w2v_words_text(void *table, int64_t *len) {
+    *len = ((Table *)table)->words_len;
+    return ((Table *)table)->words;
+}
+
+/* Number the words of `text` into the table; ids receives their ids. Returns how many (-1: no memory,
+   -2: ids_cap too small, -3: fewer words in `given` than non-ASCII pieces in text).
    given: the words of the non-ASCII pieces, in order, separated by single spaces, each piece's
-   words followed by the word "\0" (w2v/words.py's split_block of the pieces joined by '\n').
-   words: receives the distinct words in first-seen order, each followed by a space
-   (*words_len bytes in all); *distinct: their number. */
-int64_t w2v_number_words(const char *text_, int64_t n, int punct, const char *given_, int64_t given_len,
-                         int32_t *ids, int64_t ids_cap, char *words, int64_t words_cap, int64_t *distinct,
-                         int64_t *words_len) {
+   words followed by the word "\0" (w2v/words.py's split_block of the pieces joined by '\n'). */
+int64_t w2v_words_number(void *table, const char *text_, int64_t n, int punct, const char *given_,
+                         int64_t given_len, int32_t *ids, int64_t ids_cap) {
+    Table *t = table;
     const unsigned char *text = (const unsigned char *)text_, *given = (const unsigned char *)given_;
-    Table t = {0};
-    t.mask = (1 << 14) - 1;
-    t.slots = calloc(t.mask + 1, sizeof(uint32_t));
-    t.hashes = malloc((t.mask + 1) * sizeof(uint32_t));
-    t.starts_cap = 1 << 12;
-    t.starts = malloc((size_t)t.starts_cap * sizeof(int64_t));
-    t.words = words;
-    t.words_cap = words_cap;
-    int64_t count = 0, i = 0, g = 0, status = 0;
-    if (!t.slots || !t.hashes || !t.starts) { status = -1; goto done; }
-    t.starts[0] = 0;
-/* Every word of text or given is at most its own length, plus a space, in `words`. */
-#define ADD(expr)                                               \
-    do {                                                        \
-        if (count >= ids_cap) { status = -2; goto done; }       \
-        int64_t k_ = (expr);                                    \
-        if (k_ < 0) { status = -1; goto done; }                 \
-        ids[count++] = (int32_t)k_;                             \
+    /* Every word of text or given takes at most its own length plus a space in `words`. */
+    int64_t need = t->words_len + 2 * n + given_len + 2;
+    if (need > t->words_cap) {
+        int64_t cap = t->words_cap;
+        while (cap < need) cap *= 2;
+        char *words = realloc(t->words, (size_t)cap);
+        if (!words) return -1;
+        t->words = words;
+        t->words_cap = cap;
+    }
+    int64_t count = 0, i = 0, g = 0;
+#define ADD(expr)                                     \
+    do {                                              \
+        if (count >= ids_cap) return -2;              \
+        int64_t k_ = (expr);                          \
+        if (k_ < 0) return -1;                        \
+        ids[count++] = (int32_t)k_;                   \
     } while (0)
-    if (words_cap < 2 * n + given_len + 2) { status = -2; goto done; }
     while (i < n) {
         unsigned char c = text[i];
         if (c == '\n') {
-            t.words[t.words_len] = '\0';
-            ADD(table_index(&t, 1, (FNV_BASIS ^ 0u) * FNV_PRIME));
+            t->words[t->words_len] = '\0';
+            ADD(table_index(t, 1, FNV_BASIS * FNV_PRIME)); /* the hash of the one byte 0 */
             i++;
             continue;
         }
@@ -176,7 +211,7 @@ int64_t w2v_number_words(const char *text_, int64_t n, int punct, const char *gi
         if (high) {
             /* This piece's words from `given`, up to its "\0" word. */
             for (;;) {
-                if (g >= given_len) { status = -3; goto done; }
+                if (g >= given_len) return -3;
                 int64_t stop = g;
                 uint32_t hash = FNV_BASIS;
                 while (stop < given_len && given[stop] != ' ') {
@@ -185,21 +220,21 @@ int64_t w2v_number_words(const char *text_, int64_t n, int punct, const char *gi
                 }
                 int piece_ends = stop - g == 1 && given[g] == '\0';
                 if (!piece_ends) {
-                    memcpy(t.words + t.words_len, given + g, (size_t)(stop - g));
-                    ADD(table_index(&t, stop - g, hash));
+                    memcpy(t->words + t->words_len, given + g, (size_t)(stop - g));
+                    ADD(table_index(t, stop - g, hash));
                 }
                 g = stop + 1;
                 if (piece_ends) break;
             }
         } else if (!punct) {
-            ADD(add_ascii(&t, text, i, end));
+            ADD(add_ascii(t, text, i, end));
         } else {
             int64_t start = i;
             unsigned char kind = byte_class(text[i]);
             for (int64_t j = i + 1; j <= end; j++) {
                 unsigned char next = j < end ? byte_class(text[j]) : SPACE;
                 if (next != kind) {
-                    ADD(add_ascii(&t, text, start, j));
+                    ADD(add_ascii(t, text, start, j));
                     start = j;
                     kind = next;
                 }
@@ -208,12 +243,5 @@ int64_t w2v_number_words(const char *text_, int64_t n, int punct, const char *gi
         i = end;
     }
 #undef ADD
-    *distinct = t.distinct;
-    *words_len = t.words_len;
-    status = count;
-done:
-    free(t.slots);
-    free(t.hashes);
-    free(t.starts);
-    return status;
+    return count;
 }

@@ -90,3 +90,28 @@ def test_the_c_path_numbers_random_mixed_text_as_the_python_path(pre_tokenizer):
 def test_normalise_keeps_line_ends_and_nothing_else_invisible():
     text = normalise("A\u00a0B\u200bC\nΣΑΣ\u2028x")
     assert text.split("\n") == ["a b c", "σασ x"]
+
+
+@needs_c
+@pytest.mark.parametrize("pre_tokenizer", ["punct", "whitespace"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_c_pass_gives_the_python_pass_ids_and_counts(tmp_path, pre_tokenizer, workers):
+    """w2v/encode.py's whole pass over many blocks of mixed text: same words, ids file and counts either way."""
+    import numpy as np
+
+    from w2v.encode import number_corpus
+
+    rng = random.Random(5)
+    ascii_words = ["The", "of", "walk-in", "don't", "x_1", "a.b", "(c)", "42", "\x07bell", "tab\there", "ĳ"]
+    blocks = []
+    for _ in range(40):
+        pieces = [rng.choice(ascii_words) if rng.random() < 0.9 else "".join(rng.choice(TRICKY) for _ in range(3))
+                  for _ in range(rng.randint(0, 400))]
+        blocks.append("".join(p + rng.choice([" ", " ", "\n", "\t", "  "]) for p in pieces))
+    blocks[3] = "plain ascii only\n" * 50
+    results = [number_corpus(iter(blocks), tmp_path / f"{way}.int32", pre_tokenizer, workers=workers,
+                             kernel=load_words() if way == "c" else None) for way in ("c", "python")]
+    c, python = results
+    assert c.words == python.words and c.tokens == python.tokens
+    np.testing.assert_array_equal(c.counts, python.counts)
+    assert c.path.read_bytes() == python.path.read_bytes()

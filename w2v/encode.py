@@ -80,16 +80,14 @@ def number_corpus(blocks: Iterable[str], out_path: Path, pre_tokenizer: str = "p
         if total_bytes is not None and total_bytes < PARALLEL_MIN_BYTES:
             workers = 1
     number = _number_compiled if kernel is not None else _number_python
-    words, tokens = number(blocks, out_path, pre_tokenizer, workers, kernel)
-    counts = np.zeros(len(words), dtype=np.int64)
-    for piece in _pieces(out_path):
-        counts += np.bincount(piece, minlength=len(words))  # one bincount per 16M ids
+    words, counts, tokens = number(blocks, out_path, pre_tokenizer, workers, kernel)
     return ProvisionalIds(path=out_path, words=words, counts=counts, tokens=tokens)
 
 
 def _number_python(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, workers: int,
-                   kernel=None) -> tuple[list[str], int]:
-    """Workers split and number blocks (w2v/words.py); this process maps each block's numbering into one."""
+                   kernel=None) -> tuple[list[str], np.ndarray, int]:
+    """Workers split and number blocks (w2v/words.py); this process maps each block's numbering into one.
+    Returns (words by id, their counts, tokens written)."""
     # Every word seen, numbered in first-seen order (a dict keeps insertion order, so its keys
     # are also the id -> word list). It is the pass's one structure that grows: with the number of
     # distinct words, about 100 bytes each, as gensim's raw vocabulary does.
@@ -102,12 +100,15 @@ def _number_python(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, wo
                               count=len(distinct))
             out.write(ids[local_ids].tobytes())
             tokens += len(local_ids)
-    return list(index), tokens
+    counts = np.zeros(len(index), dtype=np.int64)
+    for piece in _pieces(out_path):
+        counts += np.bincount(piece, minlength=len(index))  # one bincount per 16M ids
+    return list(index), counts, tokens
 
 
 def _number_compiled(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, workers: int,
-                     kernel) -> tuple[list[str], int]:
-    """One C table (w2v/kernels/words.c) numbers every block, in corpus order.
+                     kernel) -> tuple[list[str], np.ndarray, int]:
+    """One C table (w2v/kernels/words.c) numbers and counts every block's words, in corpus order.
 
     The numbering runs in a second thread (ctypes releases the GIL), while this one reads the
     next blocks and splits their non-ASCII pieces (the Python part), so the two overlap on two
@@ -132,7 +133,9 @@ def _number_compiled(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, 
                 tokens += pending.popleft().result()
         while pending:
             tokens += pending.popleft().result()
-        return numbering.words(), tokens
+        counts = numbering.counts()
+        counts[LINE_END_ID] -= 1  # the line end numbered first, not in the corpus
+        return numbering.words(), counts, tokens
 
 
 def _prepare_block(block: str) -> tuple[bytes, bytes]:

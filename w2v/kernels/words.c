@@ -67,6 +67,7 @@ typedef struct {
     uint32_t *hashes;  /* the hash of the word in each slot */
     uint64_t mask;
     int64_t *starts;   /* distinct word i is words[starts[i]:starts[i + 1] - 1] (a space follows each) */
+    int64_t *counts;   /* occurrences of word i so far */
     int64_t distinct, starts_cap;
     char *words;
     int64_t words_len, words_cap;
@@ -106,9 +107,13 @@ static int64_t table_index(Table *t, int64_t len, uint32_t hash) {
         int64_t *starts = realloc(t->starts, (size_t)cap * sizeof(int64_t));
         if (!starts) return -1;
         t->starts = starts;
+        int64_t *counts = realloc(t->counts, (size_t)cap * sizeof(int64_t));
+        if (!counts) return -1;
+        t->counts = counts;
         t->starts_cap = cap;
     }
     int64_t k = t->distinct++;
+    t->counts[k] = 0;
     t->slots[j] = (uint32_t)(k + 1);
     t->hashes[j] = hash;
     t->words[t->words_len + len] = ' ';
@@ -143,10 +148,11 @@ void *w2v_words_new(void) {
     t->hashes = malloc((t->mask + 1) * sizeof(uint32_t));
     t->starts_cap = 1 << 12;
     t->starts = malloc((size_t)t->starts_cap * sizeof(int64_t));
+    t->counts = malloc((size_t)t->starts_cap * sizeof(int64_t));
     t->words_cap = 1 << 16;
     t->words = malloc((size_t)t->words_cap);
-    if (!t->slots || !t->hashes || !t->starts || !t->words) {
-        free(t->slots); free(t->hashes); free(t->starts); free(t->words); free(t);
+    if (!t->slots || !t->hashes || !t->starts || !t->counts || !t->words) {
+        free(t->slots); free(t->hashes); free(t->starts); free(t->counts); free(t->words); free(t);
         return NULL;
     }
     t->starts[0] = 0;
@@ -159,11 +165,18 @@ void w2v_words_free(void *table) {
     free(t->slots);
     free(t->hashes);
     free(t->starts);
+    free(t->counts);
     free(t->words);
     free(t);
 }
 
 int64_t w2v_words_distinct(void *table) { return ((Table *)table)->distinct; }
+
+/* Copy each word's occurrences so far into counts (w2v_words_distinct of them). */
+void w2v_words_counts(void *table, int64_t *counts) {
+    Table *t = table;
+    memcpy(counts, t->counts, (size_t)t->distinct * sizeof(int64_t));
+}
 
 /* The distinct words in id order, each followed by a space: *len bytes, valid until the next call. */
 const char *w2v_words_text(void *table, int64_t *len) {
@@ -195,6 +208,7 @@ int64_t w2v_words_number(void *table, const char *text_, int64_t n, int punct, c
         if (count >= ids_cap) return -2;              \
         int64_t k_ = (expr);                          \
         if (k_ < 0) return -1;                        \
+        t->counts[k_]++;                              \
         ids[count++] = (int32_t)k_;                   \
     } while (0)
     while (i < n) {

@@ -24,6 +24,7 @@ class WordsKernel:
         lib.w2v_words_new.argtypes, lib.w2v_words_new.restype = [], _ptr
         lib.w2v_words_free.argtypes, lib.w2v_words_free.restype = [_ptr], None
         lib.w2v_words_distinct.argtypes, lib.w2v_words_distinct.restype = [_ptr], _i64
+        lib.w2v_words_counts.argtypes, lib.w2v_words_counts.restype = [_ptr, _ptr], None
         lib.w2v_words_text.argtypes, lib.w2v_words_text.restype = [_ptr, ctypes.POINTER(_i64)], _ptr
         lib.w2v_words_number.argtypes = [_ptr, ctypes.c_char_p, _i64, _int, ctypes.c_char_p, _i64, _ptr, _i64]
         lib.w2v_words_number.restype = _i64
@@ -78,6 +79,12 @@ class Numbering:
 
     def __len__(self) -> int:
         return self.lib.w2v_words_distinct(self.table)
+
+    def counts(self) -> np.ndarray:
+        """(len(self),) int64 occurrences of each word so far, by id."""
+        counts = np.empty(len(self), dtype=np.int64)
+        self.lib.w2v_words_counts(self.table, counts.ctypes.data)
+        return counts
 
     def words(self) -> list[str]:
         """Every word numbered so far, in id order."""

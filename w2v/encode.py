@@ -202,12 +202,12 @@ def write_final_ids(provisional: ProvisionalIds, final_of: np.ndarray, ids_path:
     with open(ids_path, "wb") as out:
         for part in _pieces(provisional.path, piece):
             mapped = final_of[part]
-            kept = mapped >= 0
-            # A line ends after the kept words before its LINE_END.
-            kept_before = np.cumsum(kept, dtype=np.int64)
-            ends.append(written + kept_before[part == LINE_END_ID])
-            out.write(mapped[kept].astype(np.int32).tobytes())
-            written += int(kept_before[-1]) if len(kept_before) else 0
+            kept_at = np.flatnonzero(mapped >= 0)
+            # A line ends after the kept words before its LINE_END (a search in the kept positions:
+            # a cumulative sum over every id is several times slower).
+            ends.append(written + np.searchsorted(kept_at, np.flatnonzero(part == LINE_END_ID)))
+            out.write(mapped[kept_at].astype(np.int32, copy=False).tobytes())
+            written += len(kept_at)
     ends.append(np.array([written], np.int64))  # a last line without a line end
     offsets = np.concatenate(ends)
     # Offsets only grow; equal neighbours are lines with no kept word.

@@ -94,7 +94,7 @@ def test_normalise_keeps_line_ends_and_nothing_else_invisible():
 
 @needs_c
 @pytest.mark.parametrize("pre_tokenizer", ["punct", "whitespace"])
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [1, 3])  # 3: non-ASCII blocks prepared in worker processes
 def test_the_c_pass_gives_the_python_pass_ids_and_counts(tmp_path, pre_tokenizer, workers):
     """w2v/encode.py's whole pass over many blocks of mixed text: same words, ids file and counts either way."""
     import numpy as np

@@ -1,16 +1,19 @@
-"""One pass over the corpus text: blocks -> words -> ids, counted, in worker processes.
+"""One pass over the corpus text: blocks -> words -> ids, counted.
 
-Worker processes split blocks of text into words and number each block's distinct words:
-in C (w2v/kernels/words.c) when a compiler is at hand, which splits ASCII text itself and
-hands the pieces holding other characters to w2v/words.py; else all in w2v/words.py. The main process reads the corpus, maps each block's distinct words into
-one numbering ("provisional ids", first seen first) and appends the block's ids to a
-file, line ends included (as LINE_END_ID). Nothing is done per line in Python and nothing
-grows with the line length, so a corpus that is one 100M-word line passes in the same
-memory as one of short lines.
+Two ways, with the same result (tests/test_words.py checks it):
+- compiled (w2v/kernels/words.c, when a C compiler is at hand): one C table splits the ASCII
+  text, numbers every word in first-seen order ("provisional ids") and counts it, in a second
+  thread, while the main thread reads the next blocks and has w2v/words.py split the pieces
+  of text that hold non-ASCII characters;
+- Python: worker processes split blocks (w2v/words.py) and number each block's distinct words;
+  the main process maps them into one numbering, and a bincount per 16M ids counts them.
+Either way the block's ids are appended to a file, line ends included (as LINE_END_ID).
+Nothing is done per line in Python and nothing grows with the line length, so a corpus that
+is one 100M-word line passes in the same memory as one of short lines.
 
-Afterwards a bincount per 16M ids of the file gives every word's count; the vocabulary is chosen
-from those counts (w2v/token_ids.py), and a numpy pass maps provisional ids to final ones.
-The vocabulary pass and the encoding pass of a two-pass design are thus one text pass.
+The vocabulary is then chosen from the counts (w2v/token_ids.py), and a numpy pass maps
+provisional ids to final ones. The vocabulary pass and the encoding pass of a two-pass design
+are thus one text pass.
 """
 from __future__ import annotations
 
@@ -112,7 +115,9 @@ def _number_compiled(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, 
 
     The numbering runs in a second thread (ctypes releases the GIL), while this one reads the
     next blocks and splits their non-ASCII pieces (the Python part), so the two overlap on two
-    cores. With more workers, blocks holding non-ASCII text are prepared in worker processes.
+    cores. With more than two workers, blocks holding non-ASCII text are prepared in worker
+    processes (for text that is mostly not ASCII, where the Python part dominates); with two,
+    both cores are already busy, and sending blocks to processes would only add copies.
     Its memory grows with the distinct words (their bytes, plus about 24 bytes each), not more.
     """
     tokens = 0
@@ -144,9 +149,9 @@ def _prepare_block(block: str) -> tuple[bytes, bytes]:
 
 def _prepared(blocks: Iterable[str], pre_tokenizer: str, workers: int, kernel) -> Iterator[tuple[bytes, bytes]]:
     """Each block as WordsKernel.prepare gives it, in corpus order: ASCII blocks here (there is nothing
-    to do but encode them), the others in worker processes when there are more than one."""
+    to do but encode them), the others in worker processes when there are more than two."""
     _start_worker(pre_tokenizer, kernel)
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    if workers <= 2 or "fork" not in multiprocessing.get_all_start_methods():
         yield from map(_prepare_block, blocks)
         return
     prepare_words()

@@ -54,6 +54,27 @@ def test_ascii_text_takes_the_same_rules(split):
                                             "end", LINE_END]
 
 
+def test_cuts_at_ascii_whitespace_and_controls_are_safe_under_nfkc():
+    """What lets the C path cut text there (w2v/kernels/words.c): over every code point, no NFKC
+    composition has an ASCII character second or an ASCII space or control first, no ASCII character
+    is a combining mark, and no character normalises to an ASCII control (a space is harmless)."""
+    import sys
+    import unicodedata
+
+    cut_bytes = {chr(c) for c in [*range(0x21), 0x7F]}
+    assert not any(unicodedata.combining(chr(c)) for c in range(128))
+    for cp in range(sys.maxunicode + 1):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        char = chr(cp)
+        decomposition = unicodedata.decomposition(char)
+        if decomposition and not decomposition.startswith("<"):  # canonical: NFKC may compose it back
+            parts = [chr(int(part, 16)) for part in decomposition.split()]
+            assert not (len(parts) == 2 and (parts[1].isascii() or parts[0] in cut_bytes)), hex(cp)
+        if not char.isascii():
+            assert not (set(unicodedata.normalize("NFKC", char)) & (cut_bytes - {" "})), hex(cp)
+
+
 @needs_c
 @pytest.mark.parametrize("pre_tokenizer", ["punct", "whitespace"])
 def test_every_ascii_byte_next_to_non_ascii_text_splits_as_the_tokenizer(pre_tokenizer):

@@ -1,7 +1,7 @@
 """The encoded corpus on disk: a memory-mapped int32 id array, cached by content hash.
 
-Built by one pass over the text (w2v/encode.py): words are numbered as they come,
-counted with one bincount, and the vocabulary (min_count, max_size, most frequent
+Built by one pass over the text (w2v/encode.py): words are numbered and counted as they
+come, and the vocabulary (min_count, max_size, most frequent
 first) is chosen from those counts; then the ids are mapped to the vocabulary's.
 
 Layout of one cache entry (a folder named by the hash of corpus + tokenizer settings):
@@ -200,7 +200,9 @@ def load_or_build(corpus: Corpus, vocab: VocabConfig, cache_dir: Path, show_prog
                   log=print, workers: int | None = None, block_bytes: int = 1 << 20) -> TokenIds:
     """Tokenise and encode the corpus once; later runs with the same inputs reuse the cache.
 
-    workers: processes splitting text (None: one per core, one for a corpus under 8 MB).
+    workers: processes splitting text (None: one per core, one for a corpus under 8 MB). With the compiled
+    splitter (w2v/encode.py), a reading thread and a C thread do the work, and worker processes are
+    started only when there are more than two (for blocks that hold non-ASCII text).
     """
     folder = cache_dir / f"ids-{cache_key(corpus, vocab)}"
     hit = (folder / "meta.json").exists()

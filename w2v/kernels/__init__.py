@@ -18,6 +18,7 @@ ctypes releases the GIL during a call, so Python threads keep preparing data mea
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import logging
 import os
@@ -138,12 +139,20 @@ def _build(compiler: str, out: Path, errors: list[str] | None = None, source: Pa
 
 def _key(compiler: str, source: Path = SOURCE) -> str | None:
     """Hash of everything the library's bytes depend on; None when the compiler cannot say its version."""
-    try:
-        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
+    version = _compiler_version(compiler)
+    if version is None:
         return None
     return hashlib.sha256("\n".join([source.read_text(), compiler, version, " ".join(OPT_FLAGS + LINK_FLAGS),
                                      platform.machine(), _cpu_signature()]).encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_version(compiler: str) -> str | None:
+    """`compiler --version`, asked once per process (a run loads two kernels)."""
+    try:
+        return subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
 
 
 def _tighten(folder: Path) -> None:

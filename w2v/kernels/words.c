@@ -17,14 +17,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { SPACE, LINE, WORD, PUNCT, HIGH };
+enum { SPACE, WORD, PUNCT };
 
-static unsigned char byte_class(unsigned char c) {
-    if (c >= 0x80) return HIGH;
-    if (c == '\n') return LINE;
-    if (c <= 0x20 || c == 0x7f) return SPACE;
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') return WORD;
-    return PUNCT;
+/* The class of an ASCII byte inside a piece (never SPACE there): a table, read once per byte. */
+static unsigned char byte_classes[128];
+
+static void init_byte_classes(void) {
+    for (int c = 0; c < 128; c++) {
+        int word = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+        byte_classes[c] = (c <= 0x20 || c == 0x7f) ? SPACE : word ? WORD : PUNCT;
+    }
 }
 
 /* Where a piece ends: the first SPACE or LINE byte from `i` on (or n). */
@@ -63,8 +65,12 @@ int64_t w2v_nonascii_pieces(const char *text_, int64_t n, char *out, int64_t out
 }
 
 typedef struct {
-    uint32_t *slots;   /* 0: empty, else index + 1 of a distinct word */
-    uint32_t *hashes;  /* the hash of the word in each slot */
+    uint32_t hash;   /* of the word */
+    uint32_t index;  /* 0: empty slot, else the word's id + 1 */
+} Slot;                /* one array of both: a probe touches one cache line */
+
+typedef struct {
+    Slot *slots;
     uint64_t mask;
     int64_t *starts;   /* distinct word i is words[starts[i]:starts[i + 1] - 1] (a space follows each) */
     int64_t *counts;   /* occurrences of word i so far */
@@ -75,19 +81,16 @@ typedef struct {
 
 static int table_grow(Table *t) {
     uint64_t size = (t->mask + 1) * 2;
-    uint32_t *slots = calloc(size, sizeof(uint32_t)), *hashes = malloc(size * sizeof(uint32_t));
-    if (!slots || !hashes) { free(slots); free(hashes); return -1; }
+    Slot *slots = calloc(size, sizeof(Slot));
+    if (!slots) return -1;
     for (uint64_t s = 0; s <= t->mask; s++) {
-        if (!t->slots[s]) continue;
-        uint64_t j = t->hashes[s] & (size - 1);
-        while (slots[j]) j = (j + 1) & (size - 1);
+        if (!t->slots[s].index) continue;
+        uint64_t j = t->slots[s].hash & (size - 1);
+        while (slots[j].index) j = (j + 1) & (size - 1);
         slots[j] = t->slots[s];
-        hashes[j] = t->hashes[s];
     }
     free(t->slots);
-    free(t->hashes);
     t->slots = slots;
-    t->hashes = hashes;
     t->mask = size - 1;
     return 0;
 }
@@ -97,9 +100,9 @@ static int table_grow(Table *t) {
 static int64_t table_index(Table *t, int64_t len, uint32_t hash) {
     const char *word = t->words + t->words_len;
     uint64_t j = hash & t->mask;
-    for (; t->slots[j]; j = (j + 1) & t->mask) {
-        if (t->hashes[j] != hash) continue;
-        int64_t k = t->slots[j] - 1, start = t->starts[k];
+    for (; t->slots[j].index; j = (j + 1) & t->mask) {
+        if (t->slots[j].hash != hash) continue;
+        int64_t k = t->slots[j].index - 1, start = t->starts[k];
         if (t->starts[k + 1] - 1 - start == len && memcmp(t->words + start, word, (size_t)len) == 0) return k;
     }
     if (t->distinct + 2 > t->starts_cap) {
@@ -114,8 +117,8 @@ static int64_t table_index(Table *t, int64_t len, uint32_t hash) {
     }
     int64_t k = t->distinct++;
     t->counts[k] = 0;
-    t->slots[j] = (uint32_t)(k + 1);
-    t->hashes[j] = hash;
+    t->slots[j].index = (uint32_t)(k + 1);
+    t->slots[j].hash = hash;
     t->words[t->words_len + len] = ' ';
     t->words_len += len + 1;
     t->starts[k + 1] = t->words_len;
@@ -141,18 +144,18 @@ static int64_t add_ascii(Table *t, const unsigned char *text, int64_t from, int6
 
 /* A numbering of words, kept across blocks: ids in first-seen order. */
 void *w2v_words_new(void) {
+    init_byte_classes();
     Table *t = calloc(1, sizeof(Table));
     if (!t) return NULL;
     t->mask = (1 << 14) - 1;
-    t->slots = calloc(t->mask + 1, sizeof(uint32_t));
-    t->hashes = malloc((t->mask + 1) * sizeof(uint32_t));
+    t->slots = calloc(t->mask + 1, sizeof(Slot));
     t->starts_cap = 1 << 12;
     t->starts = malloc((size_t)t->starts_cap * sizeof(int64_t));
     t->counts = malloc((size_t)t->starts_cap * sizeof(int64_t));
     t->words_cap = 1 << 16;
     t->words = malloc((size_t)t->words_cap);
-    if (!t->slots || !t->hashes || !t->starts || !t->counts || !t->words) {
-        free(t->slots); free(t->hashes); free(t->starts); free(t->counts); free(t->words); free(t);
+    if (!t->slots || !t->starts || !t->counts || !t->words) {
+        free(t->slots); free(t->starts); free(t->counts); free(t->words); free(t);
         return NULL;
     }
     t->starts[0] = 0;
@@ -163,7 +166,6 @@ void w2v_words_free(void *table) {
     Table *t = table;
     if (!t) return;
     free(t->slots);
-    free(t->hashes);
     free(t->starts);
     free(t->counts);
     free(t->words);
@@ -244,9 +246,9 @@ int64_t w2v_words_number(void *table, const char *text_, int64_t n, int punct, c
             ADD(add_ascii(t, text, i, end));
         } else {
             int64_t start = i;
-            unsigned char kind = byte_class(text[i]);
+            unsigned char kind = byte_classes[text[i]];
             for (int64_t j = i + 1; j <= end; j++) {
-                unsigned char next = j < end ? byte_class(text[j]) : SPACE;
+                unsigned char next = j < end ? byte_classes[text[j]] : SPACE;
                 if (next != kind) {
                     ADD(add_ascii(t, text, start, j));
                     start = j;

@@ -150,21 +150,41 @@ def _prepare_block(block: str) -> tuple[bytes, bytes]:
 def _prepared(blocks: Iterable[str], pre_tokenizer: str, workers: int, kernel) -> Iterator[tuple[bytes, bytes]]:
     """Each block as WordsKernel.prepare gives it, in corpus order: ASCII blocks here (there is nothing
     to do but encode them), the others in worker processes when there are more than two."""
+    return _in_order(_prepare_block, blocks, pre_tokenizer, kernel, workers if workers > 2 else 1,
+                     here=str.isascii)
+
+
+class _Done:
+    """A result computed in this process, with AsyncResult's get()."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def get(self):
+        return self.value
+
+
+def _in_order(work, blocks: Iterable[str], pre_tokenizer: str, kernel, workers: int, here=None) -> Iterator:
+    """work(block) for every block, in corpus order; in forked worker processes when workers > 1,
+    except the blocks for which here(block) is true, done in this process."""
     _start_worker(pre_tokenizer, kernel)
-    if workers <= 2 or "fork" not in multiprocessing.get_all_start_methods():
-        yield from map(_prepare_block, blocks)
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        yield from map(work, blocks)
         return
+    # fork: the workers need nothing but this module, and start in milliseconds. They inherit the
+    # Unicode classes built here once, instead of building them each.
     prepare_words()
     with multiprocessing.get_context("fork").Pool(workers, _start_worker, (pre_tokenizer, kernel, True)) as pool:
+        # At most IN_FLIGHT blocks per worker are read ahead: Pool.imap would read the whole corpus
+        # into its queue as fast as the disk allows (far faster than splitting), unbounded memory.
         pending: collections.deque = collections.deque()
         for block in blocks:
-            pending.append(_prepare_block(block) if block.isascii() else pool.apply_async(_prepare_block, (block,)))
-            while pending and (len(pending) >= IN_FLIGHT * workers or isinstance(pending[0], tuple)):
-                first = pending.popleft()
-                yield first if isinstance(first, tuple) else first.get()
+            pending.append(_Done(work(block)) if here is not None and here(block)
+                           else pool.apply_async(work, (block,)))
+            while pending and (len(pending) >= IN_FLIGHT * workers or isinstance(pending[0], _Done)):
+                yield pending.popleft().get()
         while pending:
-            first = pending.popleft()
-            yield first if isinstance(first, tuple) else first.get()
+            yield pending.popleft().get()
 
 
 def _pieces(path: Path, piece: int = 1 << 24) -> Iterator[np.ndarray]:
@@ -176,24 +196,7 @@ def _pieces(path: Path, piece: int = 1 << 24) -> Iterator[np.ndarray]:
 
 
 def _numbered(blocks: Iterable[str], pre_tokenizer: str, workers: int) -> Iterator[tuple[np.ndarray, list[str]]]:
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        _start_worker(pre_tokenizer)
-        yield from map(_number_block, blocks)
-        return
-    # fork: the workers need nothing but this module, and start in milliseconds. They inherit the
-    # Unicode classes built here once, instead of building them each.
-    prepare_words()
-    with multiprocessing.get_context("fork").Pool(workers, _start_worker, (pre_tokenizer, None, True)) as pool:
-        # At most IN_FLIGHT blocks per worker are read ahead: Pool.imap would read the whole corpus
-        # into its queue as fast as the disk allows (far faster than splitting), unbounded memory.
-        # Results come back in corpus order.
-        pending: collections.deque = collections.deque()
-        for block in blocks:
-            pending.append(pool.apply_async(_number_block, (block,)))
-            if len(pending) >= IN_FLIGHT * workers:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+    return _in_order(_number_block, blocks, pre_tokenizer, None, workers)
 
 
 def write_final_ids(provisional: ProvisionalIds, final_of: np.ndarray, ids_path: Path,

@@ -11,6 +11,8 @@ the same words on tricky text.
 
 `split_block` turns a block of lines into a flat word list in which LINE_END marks
 each line end, so a whole block is split with a few C calls and no Python work per line.
+With the compiled splitter (w2v/kernels/words.c) it splits only the pieces of text that
+hold non-ASCII characters; without a C compiler, all of it.
 """
 from __future__ import annotations
 

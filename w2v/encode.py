@@ -118,7 +118,7 @@ def _number_compiled(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, 
     cores. With more than two workers, blocks holding non-ASCII text are prepared in worker
     processes (for text that is mostly not ASCII, where the Python part dominates); with two,
     both cores are already busy, and sending blocks to processes would only add copies.
-    Its memory grows with the distinct words (their bytes, plus about 24 bytes each), not more.
+    Its memory grows with the distinct words (their bytes, plus 32-64 bytes each), not more.
     """
     tokens = 0
     with kernel.numbering(pre_tokenizer) as numbering, open(out_path, "wb") as out, \

@@ -10,7 +10,9 @@ gives the median seconds, words/s and the peak RSS of the child (and of its work
 - the encoding pass with HF `tokenizers` (`encode_batch_fast` on 1 MB blocks, one Encoding per
   block rather than per line, ids into numpy);
 - w2v's encoder (w2v/token_ids.py `load_or_build`): vocabulary, counts and ids in one text pass,
-  with 1 worker process and with one per core.
+  with the compiled splitter (w2v/kernels/words.c: a reading thread and a C thread), and the
+  Python path (W2V_NO_C=1) with 1 worker process and with one per core.
+--way NAME (repeatable, a prefix of a row's name) runs only those rows.
 Words are the corpus's whitespace-separated words (what gensim and word2vec.c count), so every
 row divides the same number. Writes bench_preprocess.csv and .md to --out.
 """
@@ -77,7 +79,18 @@ for block in Corpus(kind="files", paths=[Path(p) for p in paths]).text_blocks():
 for encoding in tokenizer.encode_batch_fast(batch, add_special_tokens=False):
     np.asarray(encoding.ids, dtype=np.int32)
 """,
-    "w2v one pass, 1 worker": """
+    "w2v one pass, compiled splitter": """
+from w2v.config import DataConfig, VocabConfig
+from w2v.corpus import open_corpus
+from w2v.token_ids import load_or_build
+cache = Path(tempfile.mkdtemp())
+start = time.perf_counter()
+load_or_build(open_corpus(DataConfig(kind="files", paths=paths), cache), VocabConfig(), cache, show_progress=False,
+              log=lambda m: None)
+""",
+    "w2v one pass, Python path (W2V_NO_C=1), 1 worker": """
+import os
+os.environ["W2V_NO_C"] = "1"
 from w2v.config import DataConfig, VocabConfig
 from w2v.corpus import open_corpus
 from w2v.token_ids import load_or_build
@@ -86,7 +99,9 @@ start = time.perf_counter()
 load_or_build(open_corpus(DataConfig(kind="files", paths=paths), cache), VocabConfig(), cache, show_progress=False,
               log=lambda m: None, workers=1)
 """,
-    "w2v one pass, 1 worker per core": """
+    "w2v one pass, Python path (W2V_NO_C=1), 1 worker per core": """
+import os
+os.environ["W2V_NO_C"] = "1"
 from w2v.config import DataConfig, VocabConfig
 from w2v.corpus import open_corpus
 from w2v.token_ids import load_or_build
@@ -115,11 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", action="append", required=True, help="text file (repeatable)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="outputs/bench_preprocess")
+    parser.add_argument("--way", action="append", help="run only the rows whose name starts with this (repeatable)")
     args = parser.parse_args(argv)
     words = whitespace_words(args.corpus)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONPATH=str(REPO))
-    rows = []
+    rows, load_before = [], os.getloadavg()[0]
     for way, body in WAYS.items():
+        if args.way and not any(way.startswith(prefix) for prefix in args.way):
+            continue
         runs = []
         for _ in range(args.repeats):
             out = subprocess.run([sys.executable, "-c", PRELUDE + body + EPILOGUE, *args.corpus], env=env,
@@ -130,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                      "peak_mib": max(r["peak_mib"] for r in runs)})
         print(f"  {way}: {seconds:.2f}s", flush=True)
     lines = [f"corpus: {', '.join(args.corpus)}, {words:,} words; {os.cpu_count()} cores; median of {args.repeats} "
-             f"cold runs; load average at the end: {os.getloadavg()[0]:.1f}", "",
+             f"cold runs; load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end", "",
              "| way | seconds | words/s | peak RSS MiB |", "|---|---:|---:|---:|"]
     lines += [f"| {r['way']} | {r['seconds']:.2f} | {r['words_per_sec'] / 1e6:.2f}M | {r['peak_mib']:.0f} |" for r in rows]
     print("\n" + "\n".join(lines))

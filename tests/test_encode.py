@@ -15,6 +15,17 @@ from w2v.vocab import UNK, new_tokenizer
 from test_words import TRICKY, tokenizer_words
 
 
+@pytest.fixture(autouse=True, params=["c", "python"])
+def splitter(request, monkeypatch):
+    """Every test here runs with the compiled splitter (w2v/kernels/words.c) and with the Python path."""
+    from w2v.kernels import load_words
+
+    if request.param == "c" and load_words() is None:
+        pytest.skip("no C compiler on this machine")
+    monkeypatch.setenv("W2V_NO_C", "1" if request.param == "python" else "0")
+    return request.param
+
+
 def reference_encoding(text: str, min_count: int, pre_tokenizer: str = "punct"):
     """Line by line through the HF tokenizer: (vocabulary, ids per non-empty line, counts)."""
     lines = [tokenizer_words(line, pre_tokenizer) for line in text.split("\n")]

@@ -108,7 +108,7 @@ def test_a_library_that_will_not_load_is_rebuilt_once_then_the_real_cause_is_sai
     built = []
     so = fresh / "cache" / "sgns-x.so"
 
-    def library_path(rebuild=False, errors=None, private=False):
+    def library_path(rebuild=False, errors=None, private=False, source=kernels.SOURCE):
         built.append(rebuild)
         assert private == rebuild
         so.parent.mkdir(exist_ok=True)
@@ -143,6 +143,25 @@ def test_no_compiler_says_so(fresh, monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="w2v"):
         assert kernels.load_sgns() is None
     assert [r.getMessage() for r in caplog.records][-1].startswith("no C kernel: no C compiler")
+
+
+def test_without_a_compiler_the_corpus_is_split_by_python_with_the_same_ids(fresh, monkeypatch, caplog):
+    from w2v.config import DataConfig, VocabConfig
+    from w2v.corpus import open_corpus
+    from w2v.token_ids import load_or_build
+
+    (fresh / "c.txt").write_text("Naïve walk-in, the walk-in\nthe end\n" * 5)
+    corpus = open_corpus(DataConfig(kind="files", paths=[str(fresh / "c.txt")]), fresh)
+    expected = load_or_build(corpus, VocabConfig(min_count=1), fresh / "with", show_progress=False, log=lambda m: None)
+    monkeypatch.setattr(kernels, "_loaded", {})
+    monkeypatch.setattr(kernels, "_compiler", lambda: None)
+    with caplog.at_level(logging.WARNING, logger="w2v"):
+        assert kernels.load_words() is None
+        got = load_or_build(corpus, VocabConfig(min_count=1), fresh / "without", show_progress=False,
+                            log=lambda m: None)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "no C compiler" in warnings[0] and "Python path" in warnings[0]
+    assert got.ids.tolist() == expected.ids.tolist() and got.counts.tolist() == expected.counts.tolist()
 
 
 @needs_cc

@@ -1,15 +1,19 @@
-"""One pass over the corpus text: blocks -> words -> ids, counted, in worker processes.
+"""One pass over the corpus text: blocks -> words -> ids, counted.
 
-Worker processes split blocks of text into words (w2v/words.py) and number each block's
-distinct words. The main process reads the corpus, maps each block's distinct words into
-one numbering ("provisional ids", first seen first) and appends the block's ids to a
-file, line ends included (as LINE_END_ID). Nothing is done per line in Python and nothing
-grows with the line length, so a corpus that is one 100M-word line passes in the same
-memory as one of short lines.
+Two ways, with the same result (tests/test_words.py checks it):
+- compiled (w2v/kernels/words.c, when a C compiler is at hand): one C table splits the ASCII
+  text, numbers every word in first-seen order ("provisional ids") and counts it, in a second
+  thread, while the main thread reads the next blocks and has w2v/words.py split the pieces
+  of text that hold non-ASCII characters;
+- Python: worker processes split blocks (w2v/words.py) and number each block's distinct words;
+  the main process maps them into one numbering, and a bincount per 16M ids counts them.
+Either way the block's ids are appended to a file, line ends included (as LINE_END_ID).
+Nothing is done per line in Python and nothing grows with the line length, so a corpus that
+is one 100M-word line passes in the same memory as one of short lines.
 
-Afterwards a bincount per 16M ids of the file gives every word's count; the vocabulary is chosen
-from those counts (w2v/token_ids.py), and a numpy pass maps provisional ids to final ones.
-The vocabulary pass and the encoding pass of a two-pass design are thus one text pass.
+The vocabulary is then chosen from the counts (w2v/token_ids.py), and a numpy pass maps
+provisional ids to final ones. The vocabulary pass and the encoding pass of a two-pass design
+are thus one text pass.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import collections
 import multiprocessing
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -32,11 +37,12 @@ PARALLEL_MIN_BYTES = 8 << 20
 IN_FLIGHT = 3  # blocks handed to each worker ahead of the one being merged
 
 _pre_tokenizer = "punct"  # set in each worker process by _start_worker
+_kernel = None  # the compiled splitter (w2v/kernels/words.py), or None: the Python path
 
 
-def _start_worker(pre_tokenizer: str, in_pool: bool = False) -> None:
-    global _pre_tokenizer
-    _pre_tokenizer = pre_tokenizer
+def _start_worker(pre_tokenizer: str, kernel=None, in_pool: bool = False) -> None:
+    global _pre_tokenizer, _kernel
+    _pre_tokenizer, _kernel = pre_tokenizer, kernel
     if in_pool:
         # Ctrl-C reaches the whole process group: the main process reports it in one line and
         # ends the pool; a worker printing its own KeyboardInterrupt traceback would only add noise.
@@ -67,12 +73,24 @@ class ProvisionalIds:
 
 
 def number_corpus(blocks: Iterable[str], out_path: Path, pre_tokenizer: str = "punct",
-                  workers: int | None = None, total_bytes: int | None = None) -> ProvisionalIds:
-    """Split and number every block into out_path; workers=None chooses by corpus size and cores."""
+                  workers: int | None = None, total_bytes: int | None = None, kernel=None) -> ProvisionalIds:
+    """Split and number every block into out_path; workers=None chooses by corpus size and cores.
+
+    kernel: the compiled splitter (w2v.kernels.load_words()), or None for the Python path.
+    """
     if workers is None:
         workers = os.cpu_count() or 1
         if total_bytes is not None and total_bytes < PARALLEL_MIN_BYTES:
             workers = 1
+    number = _number_compiled if kernel is not None else _number_python
+    words, counts, tokens = number(blocks, out_path, pre_tokenizer, workers, kernel)
+    return ProvisionalIds(path=out_path, words=words, counts=counts, tokens=tokens)
+
+
+def _number_python(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, workers: int,
+                   kernel=None) -> tuple[list[str], np.ndarray, int]:
+    """Workers split and number blocks (w2v/words.py); this process maps each block's numbering into one.
+    Returns (words by id, their counts, tokens written)."""
     # Every word seen, numbered in first-seen order (a dict keeps insertion order, so its keys
     # are also the id -> word list). It is the pass's one structure that grows: with the number of
     # distinct words, about 100 bytes each, as gensim's raw vocabulary does.
@@ -85,12 +103,88 @@ def number_corpus(blocks: Iterable[str], out_path: Path, pre_tokenizer: str = "p
                               count=len(distinct))
             out.write(ids[local_ids].tobytes())
             tokens += len(local_ids)
-    words = list(index)
-    del index
-    counts = np.zeros(len(words), dtype=np.int64)
+    counts = np.zeros(len(index), dtype=np.int64)
     for piece in _pieces(out_path):
-        counts += np.bincount(piece, minlength=len(words))  # one bincount per 16M ids
-    return ProvisionalIds(path=out_path, words=words, counts=counts, tokens=tokens)
+        counts += np.bincount(piece, minlength=len(index))  # one bincount per 16M ids
+    return list(index), counts, tokens
+
+
+def _number_compiled(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, workers: int,
+                     kernel) -> tuple[list[str], np.ndarray, int]:
+    """One C table (w2v/kernels/words.c) numbers and counts every block's words, in corpus order.
+
+    The numbering runs in a second thread (ctypes releases the GIL), while this one reads the
+    next blocks and splits their non-ASCII pieces (the Python part), so the two overlap on two
+    cores. With more than two workers, blocks holding non-ASCII text are prepared in worker
+    processes (for text that is mostly not ASCII, where the Python part dominates); with two,
+    both cores are already busy, and sending blocks to processes would only add copies.
+    Its memory grows with the distinct words (their bytes, plus 32-64 bytes each), not more.
+    """
+    tokens = 0
+    with kernel.numbering(pre_tokenizer) as numbering, open(out_path, "wb") as out, \
+            ThreadPoolExecutor(1, thread_name_prefix="w2v-numbering") as numberer:
+        if numbering.number(b"\n", b"").tolist() != [LINE_END_ID]:
+            raise RuntimeError("the C numbering did not give the line end the id LINE_END_ID")
+
+        def number_and_write(prepared: tuple[bytes, bytes]) -> int:
+            ids = numbering.number(*prepared)
+            out.write(ids.data)
+            return len(ids)
+
+        pending: collections.deque = collections.deque()
+        for prepared in _prepared(blocks, pre_tokenizer, workers, kernel):
+            pending.append(numberer.submit(number_and_write, prepared))
+            if len(pending) > IN_FLIGHT:
+                tokens += pending.popleft().result()
+        while pending:
+            tokens += pending.popleft().result()
+        counts = numbering.counts()
+        counts[LINE_END_ID] -= 1  # the line end numbered first, not in the corpus
+        return numbering.words(), counts, tokens
+
+
+def _prepare_block(block: str) -> tuple[bytes, bytes]:
+    return _kernel.prepare(block, _pre_tokenizer)
+
+
+def _prepared(blocks: Iterable[str], pre_tokenizer: str, workers: int, kernel) -> Iterator[tuple[bytes, bytes]]:
+    """Each block as WordsKernel.prepare gives it, in corpus order: ASCII blocks here (there is nothing
+    to do but encode them), the others in worker processes when there are more than two."""
+    return _in_order(_prepare_block, blocks, pre_tokenizer, kernel, workers if workers > 2 else 1,
+                     here=str.isascii)
+
+
+class _Done:
+    """A result computed in this process, with AsyncResult's get()."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def get(self):
+        return self.value
+
+
+def _in_order(work, blocks: Iterable[str], pre_tokenizer: str, kernel, workers: int, here=None) -> Iterator:
+    """work(block) for every block, in corpus order; in forked worker processes when workers > 1,
+    except the blocks for which here(block) is true, done in this process."""
+    _start_worker(pre_tokenizer, kernel)
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        yield from map(work, blocks)
+        return
+    # fork: the workers need nothing but this module, and start in milliseconds. They inherit the
+    # Unicode classes built here once, instead of building them each.
+    prepare_words()
+    with multiprocessing.get_context("fork").Pool(workers, _start_worker, (pre_tokenizer, kernel, True)) as pool:
+        # At most IN_FLIGHT blocks per worker are read ahead: Pool.imap would read the whole corpus
+        # into its queue as fast as the disk allows (far faster than splitting), unbounded memory.
+        pending: collections.deque = collections.deque()
+        for block in blocks:
+            pending.append(_Done(work(block)) if here is not None and here(block)
+                           else pool.apply_async(work, (block,)))
+            while pending and (len(pending) >= IN_FLIGHT * workers or isinstance(pending[0], _Done)):
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
 
 
 def _pieces(path: Path, piece: int = 1 << 24) -> Iterator[np.ndarray]:
@@ -102,24 +196,7 @@ def _pieces(path: Path, piece: int = 1 << 24) -> Iterator[np.ndarray]:
 
 
 def _numbered(blocks: Iterable[str], pre_tokenizer: str, workers: int) -> Iterator[tuple[np.ndarray, list[str]]]:
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        _start_worker(pre_tokenizer)
-        yield from map(_number_block, blocks)
-        return
-    # fork: the workers need nothing but this module, and start in milliseconds. They inherit the
-    # Unicode classes built here once, instead of building them each.
-    prepare_words()
-    with multiprocessing.get_context("fork").Pool(workers, _start_worker, (pre_tokenizer, True)) as pool:
-        # At most IN_FLIGHT blocks per worker are read ahead: Pool.imap would read the whole corpus
-        # into its queue as fast as the disk allows (far faster than splitting), unbounded memory.
-        # Results come back in corpus order.
-        pending: collections.deque = collections.deque()
-        for block in blocks:
-            pending.append(pool.apply_async(_number_block, (block,)))
-            if len(pending) >= IN_FLIGHT * workers:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+    return _in_order(_number_block, blocks, pre_tokenizer, None, workers)
 
 
 def write_final_ids(provisional: ProvisionalIds, final_of: np.ndarray, ids_path: Path,
@@ -133,12 +210,12 @@ def write_final_ids(provisional: ProvisionalIds, final_of: np.ndarray, ids_path:
     with open(ids_path, "wb") as out:
         for part in _pieces(provisional.path, piece):
             mapped = final_of[part]
-            kept = mapped >= 0
-            # A line ends after the kept words before its LINE_END.
-            kept_before = np.cumsum(kept, dtype=np.int64)
-            ends.append(written + kept_before[part == LINE_END_ID])
-            out.write(mapped[kept].astype(np.int32).tobytes())
-            written += int(kept_before[-1]) if len(kept_before) else 0
+            kept_at = np.flatnonzero(mapped >= 0)
+            # A line ends after the kept words before its LINE_END (a search in the kept positions:
+            # a cumulative sum over every id is several times slower).
+            ends.append(written + np.searchsorted(kept_at, np.flatnonzero(part == LINE_END_ID)))
+            out.write(mapped[kept_at].astype(np.int32, copy=False).tobytes())
+            written += len(kept_at)
     ends.append(np.array([written], np.int64))  # a last line without a line end
     offsets = np.concatenate(ends)
     # Offsets only grow; equal neighbours are lines with no kept word.

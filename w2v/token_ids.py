@@ -1,7 +1,7 @@
 """The encoded corpus on disk: a memory-mapped int32 id array, cached by content hash.
 
-Built by one pass over the text (w2v/encode.py): words are numbered as they come,
-counted with one bincount, and the vocabulary (min_count, max_size, most frequent
+Built by one pass over the text (w2v/encode.py): words are numbered and counted as they
+come, and the vocabulary (min_count, max_size, most frequent
 first) is chosen from those counts; then the ids are mapped to the vocabulary's.
 
 Layout of one cache entry (a folder named by the hash of corpus + tokenizer settings):
@@ -36,6 +36,7 @@ from tqdm import tqdm
 from .config import VocabConfig, W2VError
 from .corpus import Corpus
 from .encode import LINE_END_ID, number_corpus, write_final_ids
+from .kernels import load_words
 from .vocab import TOKENIZER_VERSION, tokenizer_for_words
 
 
@@ -153,7 +154,7 @@ def _encode_to_disk(corpus: Corpus, vocab: VocabConfig, folder: Path, show_progr
               leave=False) as bar:
         blocks = corpus.text_blocks(block_bytes, on_bytes=lambda done: bar.update(done - bar.n))
         provisional = number_corpus(blocks, folder / "provisional.int32", vocab.pre_tokenizer, workers=workers,
-                                    total_bytes=total)
+                                    total_bytes=total, kernel=load_words())
     try:
         if provisional.counts[1:].sum() == 0:
             raise W2VError("the corpus is empty or whitespace-only; give a text file with words in it")
@@ -199,7 +200,9 @@ def load_or_build(corpus: Corpus, vocab: VocabConfig, cache_dir: Path, show_prog
                   log=print, workers: int | None = None, block_bytes: int = 1 << 20) -> TokenIds:
     """Tokenise and encode the corpus once; later runs with the same inputs reuse the cache.
 
-    workers: processes splitting text (None: one per core, one for a corpus under 8 MB).
+    workers: processes splitting text (None: one per core, one for a corpus under 8 MB). With the compiled
+    splitter (w2v/encode.py), a reading thread and a C thread do the work, and worker processes are
+    started only when there are more than two (for blocks that hold non-ASCII text).
     """
     folder = cache_dir / f"ids-{cache_key(corpus, vocab)}"
     hit = (folder / "meta.json").exists()

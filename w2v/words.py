@@ -11,11 +11,13 @@ the same words on tricky text.
 
 `split_block` turns a block of lines into a flat word list in which LINE_END marks
 each line end, so a whole block is split with a few C calls and no Python work per line.
+With the compiled splitter (w2v/kernels/words.c) it splits only the pieces of text that
+hold non-ASCII characters; without a C compiler, all of it.
 """
 from __future__ import annotations
 
+import functools
 import re
-import sys
 import unicodedata
 
 LINE_END = "\x00"  # a control character: normalisation turns every one in the text into a space
@@ -26,6 +28,8 @@ PRE_TOKENIZERS = ("punct", "whitespace")
 # class saves a substitution per word), except \n, which marks line ends.
 _ASCII_SPACE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]+")  # \p{C}, \p{Z}, \s in ASCII
 _ASCII_WORDS = re.compile(r"[0-9A-Za-z_]+|[^0-9A-Za-z_ ]+")
+_SPACE_CATEGORIES = "CZ"  # with U+FFFD: what the normaliser turns into a space
+_WORD_CATEGORIES = ("Nl", "Nd", "Pc")  # with L* and M*: Rust regex's \w
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]+")
 _unicode_patterns: dict[str, re.Pattern] | None = None
 
@@ -45,35 +49,42 @@ def _char_class(codepoints: list[int]) -> str:
 
 
 def _unicode() -> dict[str, re.Pattern]:
-    """The classes over all of Unicode, built once per process (about 0.1 s).
+    """The classes over the BMP, built once per process (about 0.05 s).
 
-    Python's re tests a class of BMP characters with one bitmap lookup, but walks a list
-    of every range beyond the BMP (hundreds here) for each character outside the class:
-    so each pattern comes twice, a fast BMP-only one, and the full one, used only on the
-    few stretches of text around astral characters (emoji, maths letters, rare CJK).
+    Characters beyond the BMP (emoji, maths letters, rare CJK) are classified one at a time
+    (`_is_space`, `_is_word`) on the few stretches of text around them: a regex class over all
+    of Unicode would take five times longer to build (every astral code point asked), and
+    Python's re walks a list of every range beyond the BMP for each character it tests.
     """
     global _unicode_patterns
     if _unicode_patterns is None:
         space, word = [], []
-        # Planes 4-13 are unassigned (Cn) and planes 15-16 private use (Co): all spaces, no
-        # need to ask each code point. The other planes are asked one code point at a time.
-        for first, last in ((0, 0x3FFFF), (0xE0000, 0xEFFFF)):
-            for cp, category in enumerate(map(unicodedata.category, map(chr, range(first, last + 1))), first):
-                if category[0] in "CZ" or cp == 0xFFFD:  # \s is inside \p{C} + \p{Z}
-                    if cp not in (0x0A, 0x20):
-                        space.append(cp)
-                # Rust regex's \w: Alphabetic (letters, Nl), marks, decimal digits, connector punctuation.
-                elif category[0] in "LM" or category in ("Nl", "Nd", "Pc"):
-                    word.append(cp)
-        unasked = f"\\U00040000-\\U000dffff\\U000f0000-\\U{sys.maxunicode:08x}"
-        patterns = {}
-        for plane, limit in (("bmp", 0xFFFF), ("all", sys.maxunicode)):
-            w = _char_class([cp for cp in word if cp <= limit])
-            spaces = _char_class([cp for cp in space if cp <= limit]) + (unasked if plane == "all" else "")
-            patterns[f"space_{plane}"] = re.compile(f"[{spaces}]+")
-            patterns[f"words_{plane}"] = re.compile(f"[{w}]+|[^{w} ]+")
-        _unicode_patterns = patterns
+        for cp, category in enumerate(map(unicodedata.category, map(chr, range(0x10000)))):
+            if category[0] in _SPACE_CATEGORIES or cp == 0xFFFD:
+                if cp not in (0x0A, 0x20):
+                    space.append(cp)
+            elif category[0] in "LM" or category in _WORD_CATEGORIES:
+                word.append(cp)
+        w = _char_class(word)
+        _unicode_patterns = {"space_bmp": re.compile(f"[{_char_class(space)}]+"),
+                             "words_bmp": re.compile(f"[{w}]+|[^{w} ]+")}
     return _unicode_patterns
+
+
+@functools.lru_cache(maxsize=None)
+def _category(char: str) -> str:
+    return unicodedata.category(char)
+
+
+def _is_space(char: str) -> bool:
+    """\\p{C}, \\p{Z}, \\s and U+FFFD: what the normaliser turns into a space (\\s is inside \\p{C} + \\p{Z})."""
+    return _category(char)[0] in _SPACE_CATEGORIES or char == "\ufffd"
+
+
+def _is_word(char: str) -> bool:
+    """Rust regex's \\w: Alphabetic (letters, Nl), marks, decimal digits, connector punctuation."""
+    category = _category(char)
+    return category[0] in "LM" or category in _WORD_CATEGORIES
 
 
 def prepare() -> None:
@@ -94,13 +105,33 @@ def normalise(text: str) -> str:
 
 
 def _astral_spaces(run: re.Match) -> str:
-    return _unicode()["space_all"].sub(" ", run.group())
+    return "".join(" " if _is_space(char) else char for char in run.group())
+
+
+def _words_by_char(text: str) -> list[str]:
+    """\\w+|[^\\w\\s]+ over spaced text, one character at a time: for the stretches around astral characters."""
+    found, run, run_is_word = [], [], False
+    for char in text:
+        if char == " ":
+            if run:
+                found.append("".join(run))
+            run = []
+            continue
+        is_word = _is_word(char)
+        if run and is_word != run_is_word:
+            found.append("".join(run))
+            run = []
+        run.append(char)
+        run_is_word = is_word
+    if run:
+        found.append("".join(run))
+    return found
 
 
 def _find_words(text: str) -> list[str]:
-    """HF Whitespace's words of normalised text: the full pattern only between the spaces around
+    """HF Whitespace's words of normalised text: one character at a time only between the spaces around
     astral characters (no word contains a space, so the pieces split exactly as the whole)."""
-    fast, full = _unicode()["words_bmp"], _unicode()["words_all"]
+    fast = _unicode()["words_bmp"]
     found, pos = [], 0
     while True:
         astral = _ASTRAL.search(text, pos)
@@ -110,7 +141,7 @@ def _find_words(text: str) -> list[str]:
         hi = text.find(" ", astral.end())
         hi = len(text) if hi < 0 else hi
         found += fast.findall(text, pos, lo)
-        found += full.findall(text, lo, hi)
+        found += _words_by_char(text[lo:hi])
         pos = hi
 
 

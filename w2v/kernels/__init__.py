@@ -1,9 +1,11 @@
 """Compiled CPU kernels: C sources built with the system compiler at first use, cached per machine.
 
-`load_sgns()` returns an `SgnsKernel` (ctypes over w2v/kernels/sgns.c) or None when no
-compiler is available, the build fails, or W2V_NO_C=1 is set; callers then fall back
-to torch ops. The shared library is cached under ~/.cache/w2v/kernels (W2V_KERNEL_CACHE
-overrides it), keyed by a hash of the source, the compiler, the flags and the CPU, so
+`load_sgns()` returns an `SgnsKernel` (ctypes over w2v/kernels/sgns.c), `load_words()` a
+`WordsKernel` (w2v/kernels/words.py, over words.c), or None when no compiler is available,
+the build fails, or W2V_NO_C=1 is set; callers then fall back to torch ops or to Python.
+Nothing here imports torch, so the text pass can load its kernel without it.
+Each shared library is cached under ~/.cache/w2v/kernels (W2V_KERNEL_CACHE
+overrides it), keyed by a hash of its source, the compiler, the flags and the CPU, so
 it is built once per machine (about a second) and rebuilt only when one of those changes.
 Loading a library runs its code, so the cache is trusted only when this user alone can
 write to it: a folder or library owned by someone else, or writable by group or others, is
@@ -16,6 +18,7 @@ ctypes releases the GIL during a call, so Python threads keep preparing data mea
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import logging
 import os
@@ -28,11 +31,11 @@ import threading
 from pathlib import Path
 
 import numpy as np
-import torch
 
 log = logging.getLogger("w2v")
 
 SOURCE = Path(__file__).with_name("sgns.c")
+WORDS_SOURCE = Path(__file__).with_name("words.c")
 # Fast float maths without -ffast-math itself: linking with it would switch the whole
 # process (numpy, torch) to flush-denormals-to-zero. Reassociation lets dot products vectorise.
 OPT_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
@@ -103,16 +106,16 @@ def not_private(path: Path) -> str | None:
     return None
 
 
-def _build(compiler: str, out: Path, errors: list[str] | None = None) -> bool:
-    """Compile SOURCE into `out` atomically; try -march=native first, then portable flags.
+def _build(compiler: str, out: Path, errors: list[str] | None = None, source: Path = SOURCE) -> bool:
+    """Compile source into `out` atomically; try -march=native first, then portable flags.
 
     errors: receives the compiler's first error line of each failed attempt.
     """
     out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     for arch in (["-march=native"], []):
-        fd, tmp = tempfile.mkstemp(prefix=".sgns-", suffix=".so", dir=out.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{source.stem}-", suffix=".so", dir=out.parent)
         os.close(fd)
-        cmd = [compiler, *OPT_FLAGS, *arch, *LINK_FLAGS, str(SOURCE), "-o", tmp, "-lm"]
+        cmd = [compiler, *OPT_FLAGS, *arch, *LINK_FLAGS, str(source), "-o", tmp, "-lm"]
         try:
             result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -134,14 +137,22 @@ def _build(compiler: str, out: Path, errors: list[str] | None = None) -> bool:
     return False
 
 
-def _key(compiler: str) -> str | None:
+def _key(compiler: str, source: Path = SOURCE) -> str | None:
     """Hash of everything the library's bytes depend on; None when the compiler cannot say its version."""
+    version = _compiler_version(compiler)
+    if version is None:
+        return None
+    return hashlib.sha256("\n".join([source.read_text(), compiler, version, " ".join(OPT_FLAGS + LINK_FLAGS),
+                                     platform.machine(), _cpu_signature()]).encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_version(compiler: str) -> str | None:
+    """`compiler --version`, asked once per process (a run loads two kernels)."""
     try:
-        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+        return subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return hashlib.sha256("\n".join([SOURCE.read_text(), compiler, version, " ".join(OPT_FLAGS + LINK_FLAGS),
-                                     platform.machine(), _cpu_signature()]).encode()).hexdigest()[:16]
 
 
 def _tighten(folder: Path) -> None:
@@ -157,16 +168,17 @@ def _tighten(folder: Path) -> None:
                     f"made it private (700): a library found there is loaded only if it is yours and unchanged")
 
 
-def _private_build(compiler: str, name: str, errors: list[str]) -> Path | None:
+def _private_build(compiler: str, name: str, errors: list[str], source: Path = SOURCE) -> Path | None:
     """Build into a new private temp folder (mode 0700); the caller removes the folder."""
     folder = Path(tempfile.mkdtemp(prefix="w2v-kernels-"))
-    if _build(compiler, folder / name, errors):
+    if _build(compiler, folder / name, errors, source):
         return folder / name
     shutil.rmtree(folder, ignore_errors=True)
     return None
 
 
-def library_path(rebuild: bool = False, errors: list[str] | None = None, private: bool = False) -> Path | None:
+def library_path(rebuild: bool = False, errors: list[str] | None = None, private: bool = False,
+                 source: Path = SOURCE) -> Path | None:
     """The cached shared library for this machine, building it if needed; None when that is impossible.
 
     rebuild: build again even when the cache has it (the cached one failed to load); private:
@@ -176,45 +188,46 @@ def library_path(rebuild: bool = False, errors: list[str] | None = None, private
     """
     errors = [] if errors is None else errors
     compiler = _compiler()
-    if compiler is None or not SOURCE.exists():
-        errors.append("no C compiler (cc, gcc or clang) found" if compiler is None else f"{SOURCE} is missing")
+    if compiler is None or not source.exists():
+        errors.append("no C compiler (cc, gcc or clang) found" if compiler is None else f"{source} is missing")
         return None
-    key = _key(compiler)
+    key = _key(compiler, source)
     if key is None:
         errors.append(f"{compiler} --version failed")
         return None
     folder = cache_dir()
-    path = folder / f"sgns-{key}.so"
+    path = folder / f"{source.stem}-{key}.so"
     if private:
-        return _private_build(compiler, path.name, errors)
+        return _private_build(compiler, path.name, errors, source)
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         _tighten(folder)
         why = not_private(folder) or (not_private(path) if path.exists() or path.is_symlink() else None)
     except OSError as exc:  # e.g. a read-only home: build in a private temp dir instead
         log.debug(f"kernel cache {folder} not usable: {exc}")
-        return _private_build(compiler, path.name, errors)
+        return _private_build(compiler, path.name, errors, source)
     if why is not None:
         where = folder if not_private(folder) else path
         log.warning(f"kernel cache {where} is not private ({why}), so a library there could be anyone's: "
                     f"building the C kernel in a private temp folder instead (set W2V_KERNEL_CACHE to a folder "
                     f"only you can write to)")
-        return _private_build(compiler, path.name, errors)
+        return _private_build(compiler, path.name, errors, source)
     if path.exists() and not rebuild:
         if hash_matches(path):
             return path
         log.debug(f"{path} does not match the hash recorded when it was built: rebuilding it")
     try:
-        return path if _build(compiler, path, errors) else None
+        return path if _build(compiler, path, errors, source) else None
     except OSError as exc:
         log.debug(f"kernel cache {folder} not writable: {exc}")
-        return _private_build(compiler, path.name, errors)
+        return _private_build(compiler, path.name, errors, source)
 
 
-def _load(path: Path) -> SgnsKernel:
-    """Load the library at path; a temp build folder is removed once the library is mapped."""
+def _load(path: Path, wrap=None):
+    """Load the library at path (wrapped by `wrap`, default SgnsKernel); a temp build folder is removed once
+    the library is mapped."""
     try:
-        return SgnsKernel(ctypes.CDLL(str(path)))
+        return (wrap or SgnsKernel)(ctypes.CDLL(str(path)))
     finally:
         if path.parent.name.startswith("w2v-kernels-"):
             shutil.rmtree(path.parent, ignore_errors=True)
@@ -282,6 +295,8 @@ class SgnsKernel:
                        contexts: torch.Tensor, mask: torch.Tensor | None, negatives: torch.Tensor,
                        lr: float) -> float:
         """Apply given examples one after another (word2vec's order); returns the summed loss."""
+        import torch  # here, not at the top: the text pass loads this module and does not need torch
+
         centres, contexts, negatives = (t.to(torch.int64).contiguous() for t in (centres, contexts, negatives))
         width = contexts.shape[1] if cbow else 1
         mask_u8 = (mask if mask is not None else torch.ones_like(contexts, dtype=torch.bool)).to(torch.uint8)
@@ -292,22 +307,34 @@ class SgnsKernel:
 
 
 def load_sgns() -> SgnsKernel | None:
-    """The compiled skip-gram/CBOW kernel, or None (then use the torch path).
+    """The compiled skip-gram/CBOW kernel, or None (then use the torch path)."""
+    return _load_kernel(SOURCE, SgnsKernel, "backend=fused uses its (slower) torch path")
+
+
+def load_words():
+    """The compiled splitter of w2v/kernels/words.py (a WordsKernel), or None (then w2v/words.py's Python path)."""
+    from .words import WordsKernel
+
+    return _load_kernel(WORDS_SOURCE, WordsKernel, "the corpus is split by the (slower) Python path")
+
+
+def _load_kernel(source: Path, wrap, fallback: str):
+    """The library built from source, wrapped, or None.
 
     A library that fails to load (corrupt, or on a noexec mount) is rebuilt once; when there is
-    still no kernel, one warning gives the real cause.
+    still no kernel, one warning gives the real cause and says what runs instead (fallback).
     """
     if os.environ.get("W2V_NO_C", "") not in ("", "0"):
         return None
     with _lock:
-        if "sgns" not in _loaded:
+        if source.stem not in _loaded:
             kernel, causes, noexec = None, [], False
             for attempt in range(2):  # the second: one rebuild (outside the cache if it cannot map code)
-                path = library_path(rebuild=attempt > 0, errors=causes, private=noexec)
+                path = library_path(rebuild=attempt > 0, errors=causes, private=noexec, source=source)
                 if path is None:
                     break
                 try:
-                    kernel = _load(path)
+                    kernel = _load(path, wrap)
                     break
                 except OSError as exc:
                     causes.append(f"cannot load {path}: {exc}")
@@ -315,10 +342,9 @@ def load_sgns() -> SgnsKernel | None:
                     log.debug(causes[-1])
             hint = " (a noexec mount? set W2V_KERNEL_CACHE to a folder that allows executables)"
             if kernel is None:
-                cause = causes[-1] if causes else "the kernel could not be built"
-                log.warning(f"no C kernel: {cause}{hint if noexec else ''}; backend=fused uses its (slower) "
-                            f"torch path")
+                cause = causes[-1] if causes else f"{source.name} could not be built"
+                log.warning(f"no C kernel: {cause}{hint if noexec else ''}; {fallback}")
             elif noexec:
-                log.warning(f"{causes[0]}{hint}; built the C kernel in a temp folder for this run instead")
-            _loaded["sgns"] = kernel
-        return _loaded["sgns"]
+                log.warning(f"{causes[0]}{hint}; built {source.name} in a temp folder for this run instead")
+            _loaded[source.stem] = kernel
+        return _loaded[source.stem]

@@ -193,6 +193,18 @@ def shard_range(sentences: np.ndarray, rank: int, world_size: int) -> tuple[int,
     return cut(rank), cut(rank + 1)
 
 
+def shard_blocks(sentences: np.ndarray, rank: int, world_size: int, block_tokens: int) -> list[tuple[int, int]]:
+    """This rank's [lo, hi) token ranges when the shards interleave: the corpus is cut into
+    blocks of about block_tokens (on sentence ends, as shard_range cuts), and rank r takes
+    blocks r, r + N, r + 2N, ... So at any moment the ranks train neighbouring stretches of
+    text, as one process would, instead of N distant parts of the corpus at once.
+    """
+    n_tokens = int(sentences[-1])
+    blocks = max(world_size, -(-n_tokens // max(1, block_tokens)))
+    cuts = [shard_range(sentences, k, blocks)[0] for k in range(blocks)] + [n_tokens]
+    return [(cuts[k], cuts[k + 1]) for k in range(rank, blocks, world_size) if cuts[k + 1] > cuts[k]]
+
+
 def check_data_parallel(backend) -> None:
     """Refuse a backend (class or instance) that neither makes autograd gradients nor trains whole chunks.
 

@@ -39,6 +39,7 @@ log = logging.getLogger("w2v")
 METHODS = ("auto", "rows", "dense")
 COMBINES = ("sum", "mean")
 ROW_ID_BYTES = 8  # int64 row ids
+FLOAT_BYTES = 4
 
 
 @dataclass
@@ -63,14 +64,44 @@ def ring_bytes(method: str, world_size: int, vocab: int, dim: int, longest: int)
     return 2 * (n - 1) * vocab * (dim + 1) * 4 // n
 
 
+def sync_peak_bytes(vocab: int, dim: int, world_size: int, method: str = "auto", tables: int = 2) -> int:
+    """Memory a rank's TableSync holds beyond the tables themselves, at its peak (an upper bound).
+
+    base:  a copy of every table, kept between syncs.
+    dense: the (V, D+1) all-reduce buffer, the moved rows' sums taken out of it, and as much again for the
+           collective's own scratch (measured with gloo): 3 x V x (D+1) floats.
+    rows:  this rank's L padded (id, delta) rows, of 8 + 4D bytes, while they are sent; the N x L rows
+           gathered from every rank, twice (the collective receives into one flat buffer, then copies
+           into the per-rank tensors); later the gathered rows and the U <= N x L distinct rows' sums,
+           which is less: (2N + 1) L rows, L the longest list, at most V. With "auto", rows is only
+           chosen while it sends fewer bytes than dense, i.e. while L < 2 V (D+1) / (N (D+2))
+           (ring_bytes), which bounds it.
+    Then the sums get their base rows added (one more (U, D) temporary). Tables are reconciled one at a
+    time, so only one table's exchange is live at once.
+    """
+    n, row = world_size, 8 + FLOAT_BYTES * dim
+    base = tables * vocab * dim * FLOAT_BYTES
+    dense = 3 * vocab * (dim + 1) * FLOAT_BYTES
+    longest = vocab if method == "rows" else min(vocab, 2 * vocab * (dim + 1) // max(1, n * (dim + 2)) + 1)
+    rows = (2 * n + 1) * longest * row
+    apply = 2 * vocab * dim * FLOAT_BYTES
+    exchange = {"dense": dense, "rows": rows}.get(method, max(dense, rows))
+    # Around them: the (V, D) bool mask that finds the moved rows, and a few (V,) int64 id lists.
+    small = vocab * dim + 4 * vocab * ROW_ID_BYTES
+    return base + max(exchange, apply) + small
+
+
 class TableSync:
     """Keeps the tables as they were at the last sync, and averages the ranks' moves since then."""
 
     def __init__(self, tables: list[torch.Tensor], world: World, method: str = "auto", combine: str = "sum"):
-        if method not in METHODS or combine not in COMBINES:
-            raise ValueError(f"sync method must be one of {METHODS} and combine one of {COMBINES}, "
-                             f"got {method!r}, {combine!r}")
-        self.tables, self.world, self.method, self.combine = tables, world, method, combine
+        # combine: one rule for every table, or one per table: "sum/mean" sums the input table's moves
+        # and averages the output table's.
+        combines = combine.split("/") if "/" in combine else [combine] * len(tables)
+        if method not in METHODS or len(combines) != len(tables) or any(c not in COMBINES for c in combines):
+            raise ValueError(f"sync method must be one of {METHODS} and combine one of {COMBINES} (or one per "
+                             f"table, input/output), got {method!r}, {combine!r}")
+        self.tables, self.world, self.method, self.combines = tables, world, method, combines
         self.base = [t.clone() for t in tables]  # identical on every rank (rank 0's tables were broadcast)
 
     def __call__(self) -> SyncReport:
@@ -94,10 +125,12 @@ class TableSync:
             exchange = self._gather_rows if method == "rows" else self._reduce_dense
             touched, total, ranks = exchange(table, base, rows, counts[:, i].tolist())
             rows_moved += len(touched)
-            if self.combine == "mean":
+            if self.combines[i] == "mean":
                 total /= ranks.unsqueeze(1)
-            table[touched] = base[touched] + total
-            base[touched] = table[touched]
+            total += base[touched]  # in place: one (rows, D) temporary, counted by sync_peak_bytes
+            table[touched] = total
+            base[touched] = total
+            del total
         return SyncReport(method="/".join(methods), rows_moved=rows_moved, bytes_sent=sent,
                           seconds=time.perf_counter() - started)
 
@@ -114,6 +147,7 @@ class TableSync:
         all_values = [torch.empty_like(padded_values) for _ in counts]
         dist.all_gather(all_rows, padded_rows)
         dist.all_gather(all_values, padded_values)
+        del padded_values
         touched, where = torch.unique(torch.cat([r[:n] for r, n in zip(all_rows, counts)]), return_inverse=True)
         total = torch.zeros(len(touched), dim, dtype=table.dtype, device=table.device)
         ranks = torch.zeros(len(touched), dtype=table.dtype, device=table.device)

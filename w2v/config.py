@@ -68,8 +68,9 @@ class TrainConfig:
     log_every: int = 200  # optimiser steps between TensorBoard points
     sync_every: int = 1 << 18  # backend=fused under torchrun: corpus words per rank between table syncs
     sync_method: str = "auto"  # auto | rows | dense: how the fused tables are exchanged (w2v/table_sync.py)
-    sync_combine: str = "sum"  # sum | mean (over the ranks that moved a row): how the ranks' moves add up
-    shards: str = "contiguous"  # under torchrun: contiguous (one range a rank) | interleaved (blocks of sync_every)
+    # sum | mean (over the ranks that moved a row) | one per table, input/output: how the ranks' moves combine
+    sync_combine: str = "mean/sum"
+    shards: str = "interleaved"  # under torchrun: interleaved (blocks of sync_every, dealt in turn) | contiguous
 
 
 @dataclass

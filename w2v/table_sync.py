@@ -1,4 +1,4 @@
-"""Reconcile the fused backend's tables across ranks: add up the moves of the rows each rank changed.
+"""Reconcile the fused backend's tables across ranks: combine the moves of the rows each rank changed.
 
 backend=fused updates its tables in place (a Hogwild C kernel on the CPU, Triton on
 CUDA), so there is no gradient for torch.distributed to sum. Instead every rank
@@ -9,11 +9,16 @@ they changed since the last sync and every rank applies the same result:
     mean: table[row] = base[row] + that sum / number of ranks that moved row
 
 where `base` is the table at the last sync (identical on every rank) and a rank's
-delta is its table minus `base`. sum (the default) is Hogwild across processes: a word
-seen in every shard moves by every rank's move, as in one process, only up to one
-interval late; it needs short intervals, or a frequent word that each rank pulled toward
-the same place overshoots. mean keeps a rare word's only move whole but halves (for 2
-ranks) the learning of every row that both moved: measured worse (docs/distributed.md).
+delta is its table minus `base`. The rule is chosen per table (`train.sync_combine`,
+input/output); the default, mean/sum, averages the input table and sums the output table
+(measured in docs/distributed.md):
+- output rows are moved by both ranks almost all the time (as negatives), each time a little:
+  their moves add up as in one process, so they are summed; averaging them halves the
+  learning of nearly every row (analogy 0.078 -> 0.057 on tech-clean).
+- an input row moves only where its word is a centre, in consistent steps toward where the
+  word's contexts pull it. A word seen in both shards is pulled the whole way by each rank
+  alone, so the sum takes it about twice as far (SimLex 0.137 -> 0.120); the mean does not,
+  and a rare word that one rank moved keeps its whole move under both rules.
 
 Two ways to exchange the same numbers, chosen per sync by the bytes each rank sends:
 - rows:  all_gather of (touched row ids, their deltas), padded to the longest list.
@@ -92,7 +97,7 @@ def sync_peak_bytes(vocab: int, dim: int, world_size: int, method: str = "auto",
 
 
 class TableSync:
-    """Keeps the tables as they were at the last sync, and averages the ranks' moves since then."""
+    """Keeps the tables as they were at the last sync, and combines the ranks' moves since then."""
 
     def __init__(self, tables: list[torch.Tensor], world: World, method: str = "auto", combine: str = "sum"):
         # combine: one rule for every table, or one per table: "sum/mean" sums the input table's moves

@@ -7,7 +7,7 @@ copy, draw their negatives there, and step through them batch by batch.
 With several ranks (torchrun) the ranks agree, before each chunk, on how many steps
 it takes and how many corpus words it covers, so that every rank takes the same
 steps at the same learning rate (w2v/distributed.py syncs the gradients; backend=fused
-has none, so its ranks train alone and w2v/table_sync.py adds up the rows they moved
+has none, so its ranks train alone and w2v/table_sync.py combines the rows they moved
 every train.sync_every words a rank, before every checkpoint and at the end). After any
 step the loop can checkpoint (on SIGINT/SIGTERM, or every train.checkpoint_every);
 the checkpoint records the RNG states as they were *before* the current chunk was
@@ -94,7 +94,7 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
     model, train_cfg = cfg.model, cfg.train
     fused = hasattr(backend, "train_chunk")  # takes whole chunks and decays lr inside them
     step = DataParallelStep(backend, world) if world.distributed and not fused else backend.train_step
-    # fused under torchrun: no gradients; each rank trains alone and the syncs add up the rows moved.
+    # fused under torchrun: no gradients; each rank trains alone and the syncs combine the rows moved.
     sync = (TableSync([backend.input_weights(), backend.output_weights()], world, train_cfg.sync_method,
                       train_cfg.sync_combine) if fused and world.distributed else None)
     if hasattr(backend, "prepare"):  # rank 0 draws the negatives a single process draws

@@ -1,13 +1,20 @@
-"""GPU throughput of backend=fused on a generated Zipf corpus: raw words/s per model and path.
+"""GPU throughput of backend=fused on a generated Zipf corpus, and quality on real text, per model and path.
 
-    python scripts/bench_gpu.py                                  # 50M tokens, both models, both paths
-    python scripts/bench_gpu.py --tokens 2e6 --device cpu --paths torch   # a quick smoke run anywhere
+    python scripts/bench_gpu.py --num-warps 1 2 4               # speed: 50M Zipf tokens; quality: tech-clean
+    python scripts/bench_gpu.py --device cpu --tokens 2e5 --paths torch --batch-sizes 4096 \
+        --quality-max-lines 3000 --quality-epochs 1            # a quick smoke run anywhere (no GPU)
 
-The corpus is generated in memory: --tokens ids drawn from a Zipf law (p(rank) ~ 1/rank^a)
+Speed: the corpus is generated in memory: --tokens ids drawn from a Zipf law (p(rank) ~ 1/rank^a)
 over --vocab words, in lines of --line-words. That is acceptable for throughput alone
-(issue 4); quality is measured on real text with scripts/compare_gensim.py --device cuda.
-Each (model, path, batch size) trains one epoch through the project's trainer after a short
-warm-up run (compilation, caches), and is timed to the end of the GPU's work.
+(issue 4). Each (model, path, batch size) trains one epoch through the project's trainer after a
+short warm-up run (compilation, caches), and is timed to the end of the GPU's work.
+
+Quality: a Zipf corpus has no meaning, and Hogwild at GPU parallelism (thousands of programs
+updating the same frequent rows at once) may cost quality that speed alone hides. So each
+(model, path, setting) also trains --quality-epochs epochs on real text (--quality-corpus,
+default data/big/tech-clean.txt) through `w2v.train.run`, for each --quality-seeds, and is scored
+on analogy / WS-353 / SimLex; the same runs with the CPU C kernel (one process, all cores: the
+reference whose quality docs/performance.md records) come first in the table. --no-quality skips it.
 
 Paths:
   triton  w2v/kernels/sgns_triton.py: per-example updates, Hogwild (batch size does not apply),
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,6 +44,8 @@ from w2v.config import (BackendConfig, DataConfig, ExportConfig, ModelConfig, Ru
                         VocabConfig)
 from w2v.kernels import sgns_triton  # noqa: E402
 from w2v.trainer import train  # noqa: E402
+
+QUALITY = ("analogy_acc", "ws353_spearman", "simlex_spearman")
 
 
 def zipf_corpus(tokens: int, vocab: int, exponent: float, line_words: int, seed: int):
@@ -93,6 +103,69 @@ def markdown(rows: list[dict], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def quality_run(model: str, path: str, setting: int, seed: int, args, device: torch.device) -> dict:
+    """Train `model` on the real corpus with one path (cpu-c: the C kernel on the CPU, the reference)."""
+    from w2v.config import parse_config
+    from w2v.train import run
+
+    env = {"W2V_TRITON": "1" if path == "triton" else "0",
+           "W2V_NO_C": "1" if path == "torch" and device.type == "cpu" else "0"}  # torch path on a CPU smoke run
+    saved_env, saved_warps = {k: os.environ.get(k) for k in env}, sgns_triton.NUM_WARPS
+    os.environ.update(env)
+    if path == "triton":
+        sgns_triton.NUM_WARPS = setting
+    data = {"kind": "files", "paths": [str(args.quality_corpus)], "max_lines": args.quality_max_lines}
+    cfg = parse_config({
+        "model": {"name": model, "dim": args.dim, "window": args.window, "negative": args.negative},
+        "backend": {"name": "fused"}, "data": data,
+        "vocab": {"min_count": args.quality_min_count, "max_size": None, "sample": args.sample},
+        "train": {"epochs": args.quality_epochs, "lr": 0.025, "min_lr": 0.0001,
+                  "batch_size": setting if path == "torch" else 1024,
+                  "device": "cpu" if path == "cpu-c" else str(device), "threads": None, "seed": seed,
+                  "log_every": 200},
+        "export": {"text": False, "projector_words": 0}, "evaluate": True, "cache_dir": str(args.cache_dir)})
+    run_dir = args.out / "quality" / f"{model}-{path}-{setting}-seed{seed}"
+    shutil.rmtree(run_dir, ignore_errors=True)  # this script's own earlier output: a run dir must be new
+    try:
+        metrics = run(cfg, run_dir, show_progress=args.progress)
+    finally:
+        for k, v in saved_env.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        sgns_triton.NUM_WARPS = saved_warps
+    label = {"cpu-c": "C kernel, CPU (reference)", "triton": f"{setting} warps", "torch": f"batch {setting}"}[path]
+    return {"model": model, "path": path, "setting": label, "seed": seed, "train_s": round(metrics["train_s"], 3),
+            "raw_words_per_s": metrics["words_per_sec_raw"], **{k: metrics[k] for k in QUALITY}}
+
+
+def quality_markdown(rows: list[dict], header: str) -> str:
+    """Mean (and each seed's value) per (model, path, setting)."""
+    lines = [header, "", "| model | path | setting | seeds | raw words/s | analogy | WS-353 | SimLex |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["path"], r["setting"]), []).append(r)
+
+    def cell(values: list[float]) -> str:
+        mean = f"{sum(values) / len(values):.4f}"
+        return mean if len(values) == 1 else f"{mean} ({' '.join(f'{v:.4f}' for v in values)})"
+
+    for (model, path, setting), runs in groups.items():
+        speed = sorted(r["raw_words_per_s"] for r in runs)[len(runs) // 2]
+        lines.append(f"| {model} | {path} | {setting} | {', '.join(str(r['seed']) for r in runs)} | "
+                     f"{speed / 1e6:.2f}M | " + " | ".join(cell([r[k] for r in runs]) for k in QUALITY) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(rows: list[dict], text: str, out: Path, name: str) -> None:
+    with atomic_path(out / f"{name}.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with atomic_path(out / f"{name}.md") as tmp:
+        tmp.write_text(text)
+    print(f"wrote {out / (name + '.csv')} and {out / (name + '.md')}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokens", type=float, default=50e6)
@@ -110,6 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-warps", nargs="+", type=int, default=[sgns_triton.NUM_WARPS],
                         help="Triton path: warps per program, one run per value (e.g. 1 2 4)")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--no-quality", dest="quality", action="store_false", help="speed only")
+    parser.add_argument("--quality-corpus", type=Path, default=REPO / "data" / "big" / "tech-clean.txt")
+    parser.add_argument("--quality-epochs", type=int, default=3)
+    parser.add_argument("--quality-seeds", nargs="+", type=int, default=[1])
+    parser.add_argument("--quality-min-count", type=int, default=5)
+    parser.add_argument("--quality-max-lines", type=int, default=None, help="read only the first N lines (smoke)")
+    parser.add_argument("--cache-dir", type=Path, default=REPO / "data" / "cache")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench_gpu"))
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -121,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: the Triton kernels cannot run on {device} here; timing the torch path only", file=sys.stderr)
         args.paths = [p for p in args.paths if p != "triton"]
     if not args.paths:
+        return 2
+    if args.quality and not args.quality_corpus.is_file():
+        print(f"error: no quality corpus at {args.quality_corpus} (python scripts/make_corpora.py builds "
+              f"data/big/; or give --quality-corpus, or --no-quality)", file=sys.stderr)
         return 2
 
     started = time.perf_counter()
@@ -143,13 +227,28 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(rows, header)
     print("\n" + table)
     args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.out / "bench_gpu.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    with atomic_path(args.out / "bench_gpu.md") as tmp:
-        tmp.write_text(table)
-    print(f"wrote {args.out / 'bench_gpu.csv'} and {args.out / 'bench_gpu.md'}")
+    write_table(rows, table, args.out, "bench_gpu")
+    if not args.quality:
+        return 0
+
+    # Quality on real text: the CPU C kernel first (the reference), then every path timed above.
+    setups = [("cpu-c", 0)] + [(path, setting) for path in args.paths
+                               for setting in (args.batch_sizes if path == "torch" else args.num_warps)]
+    quality = []
+    for model in args.models:
+        for path, setting in setups:
+            for seed in args.quality_seeds:
+                quality.append(quality_run(model, path, setting, seed, args, device))
+                r = quality[-1]
+                print(f"  quality {model} {path} {r['setting']} seed {seed}: "
+                      + ", ".join(f"{k} {r[k]:.4f}" for k in QUALITY), flush=True)
+    header = (f"{where} against the CPU C kernel; {args.quality_corpus.name}"
+              f"{f' (first {args.quality_max_lines} lines)' if args.quality_max_lines else ''}, "
+              f"{args.quality_epochs} epochs, dim {args.dim}, window {args.window}, negative {args.negative}, "
+              f"sample {args.sample}, min_count {args.quality_min_count}; mean over seeds (each seed)")
+    text = quality_markdown(quality, header)
+    print("\n" + text)
+    write_table(quality, text, args.out, "bench_gpu_quality")
     return 0
 
 

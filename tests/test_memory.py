@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -122,3 +123,78 @@ def test_the_fused_cpu_estimate_covers_what_a_run_really_allocates(tmp_path):
     table = 200_000 * 100 * 4
     assert grown > 2 * table, (grown, table)  # the measurement sees at least the tables themselves
     assert grown <= need, (grown, need)
+
+
+def test_fused_under_torchrun_counts_the_sync_copies():
+    """backend=fused with several ranks: every rank also keeps a base copy of both tables and the
+    exchange's buffers (w2v/table_sync.py); one process, or another backend, has none."""
+    from w2v.table_sync import sync_peak_bytes
+
+    table = 1_000_000 * 300 * 4
+    one = estimate_bytes("fused", **SHAPE)
+    two = estimate_bytes("fused", **SHAPE, world_size=2)
+    assert one["sync"] == 0 and estimate_bytes("sparse", **SHAPE, world_size=2)["sync"] == 0
+    assert two["sync"] == sync_peak_bytes(1_000_000, 300, 2) >= 2 * table + 2 * 1_000_000 * 301 * 4
+    assert {k: v for k, v in two.items() if k != "sync"} == {k: v for k, v in one.items() if k != "sync"}
+    # dense has the smallest peak (two (V, D+1) buffers); rows forced on many ranks gathers N lists of V rows.
+    assert sync_peak_bytes(10_000, 100, 8, "dense") < sync_peak_bytes(10_000, 100, 8, "auto") \
+        < sync_peak_bytes(10_000, 100, 8, "rows")
+    need_one, need_two = sum(one.values()), sum(two.values())
+    check_fits("fused", **SHAPE, device=CPU, available=int(need_one / 0.9) + 1)
+    with pytest.raises(W2VError, match=r"table sync .* train.sync_method=dense"):
+        check_fits("fused", **SHAPE, device=CPU, available=int(need_one / 0.9) + 1, world_size=2)
+    check_fits("fused", **SHAPE, device=CPU, available=int(need_two / 0.9) + 1, world_size=2)
+
+
+def sync_memory_worker(rank: int, init_file: str, out_dir: str) -> None:
+    """One of two gloo ranks: peak RSS growth of a TableSync (base copies, then one sync) per method."""
+    import json
+
+    from w2v.distributed import start_world
+    from w2v.table_sync import TableSync
+
+    def status_kib(field):
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2")
+    torch.set_num_threads(1)
+    world = start_world("cpu", init_method=f"file://{init_file}")
+    vocab, dim, results = 100_000, 100, {}
+    for method, share in (("dense", 1.0), ("rows", 1.0), ("auto", 0.9)):
+        tables = [torch.zeros(vocab, dim), torch.zeros(vocab, dim)]
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the high-water mark to the current RSS
+        before = status_kib("VmRSS") * 1024
+        sync = TableSync(tables, world, method)
+        moved = torch.randperm(vocab, generator=torch.Generator().manual_seed(rank))[:int(share * vocab)]
+        for table in tables:
+            table[moved] += 1.0
+        report = sync()
+        results[method] = {"grown": status_kib("VmHWM") * 1024 - before, "method": report.method}
+        del sync, tables
+    if rank == 0:
+        (Path(out_dir) / "sync_memory.json").write_text(json.dumps(results))
+    world.close()
+
+
+@pytest.mark.slow
+def test_the_sync_estimate_covers_what_two_ranks_really_allocate(tmp_path):
+    """Peak RSS growth of a rank's TableSync (2 gloo ranks, two 100k x 100 tables, 90-100 % of the rows
+    moved) stays within sync_peak_bytes, and is at least the base copies it must hold."""
+    import json
+
+    import torch.multiprocessing as mp
+
+    from w2v.table_sync import sync_peak_bytes
+
+    if not os.access("/proc/self/clear_refs", os.W_OK):
+        pytest.skip("cannot reset the peak RSS counter (/proc/self/clear_refs) here")
+    mp.spawn(sync_memory_worker, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2, join=True)
+    results = json.loads((tmp_path / "sync_memory.json").read_text())
+    base = 2 * 100_000 * 100 * 4
+    for method, got in results.items():
+        need = sync_peak_bytes(100_000, 100, 2, method)
+        print(method, got, need / base)
+        assert base < got["grown"] <= need, (method, got, need)
+    assert results["auto"]["method"] == "rows/rows"  # 90 % of the rows: the all-gather still sends fewer bytes

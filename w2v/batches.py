@@ -95,6 +95,7 @@ class Chunk:
     centre_lo: int = 0
     centre_hi: int | None = None  # None: every position up to the end
     carry_in: Carry | None = None  # what this chunk started from (a checkpoint stores it)
+    end: int = -1  # corpus position where this chunk's raw words end (epoch_chunks sets it)
 
     def __post_init__(self):
         if self.centre_hi is None:
@@ -145,7 +146,7 @@ def epoch_chunks(ids: np.ndarray, sentences: np.ndarray, keep_prob: np.ndarray, 
         cut_inside = end < hi and int(sentences[np.searchsorted(sentences, end)]) != end
         centre_hi = max(carry.trained, n - window) if cut_inside else n
         yield Chunk(ids=chunk_ids, sentence=chunk_sentence, window=chunk_window, raw_words=end - pos,
-                    centre_lo=carry.trained, centre_hi=centre_hi, carry_in=carry)
+                    centre_lo=carry.trained, centre_hi=centre_hi, carry_in=carry, end=end)
         if cut_inside:
             start = max(0, centre_hi - window)
             carry = Carry(chunk_ids[start:], chunk_sentence[start:], chunk_window[start:], trained=centre_hi - start)

@@ -68,7 +68,9 @@ class TrainConfig:
     log_every: int = 200  # optimiser steps between TensorBoard points
     sync_every: int = 1 << 18  # backend=fused under torchrun: corpus words per rank between table syncs
     sync_method: str = "auto"  # auto | rows | dense: how the fused tables are exchanged (w2v/table_sync.py)
-    sync_combine: str = "sum"  # sum | mean (over the ranks that moved a row): how the ranks' moves add up
+    # sum | mean (over the ranks that moved a row) | one per table, input/output: how the ranks' moves combine
+    sync_combine: str = "mean/sum"
+    shards: str = "interleaved"  # under torchrun: interleaved (blocks of sync_every, dealt in turn) | contiguous
 
 
 @dataclass
@@ -157,9 +159,13 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
                         seed=_int(t, "seed", "train"), log_every=_int(t, "log_every", "train", 1),
                         sync_every=_int(t, "sync_every", "train", 1) if "sync_every" in t else TrainConfig.sync_every,
                         sync_method=str(t.get("sync_method", TrainConfig.sync_method)),
-                        sync_combine=str(t.get("sync_combine", TrainConfig.sync_combine)))
-    if train.sync_combine not in ("sum", "mean"):
-        raise W2VError(f"train.sync_combine must be sum or mean, got {train.sync_combine!r}")
+                        sync_combine=str(t.get("sync_combine", TrainConfig.sync_combine)),
+                        shards=str(t.get("shards", TrainConfig.shards)))
+    if train.shards not in ("contiguous", "interleaved"):
+        raise W2VError(f"train.shards must be contiguous or interleaved, got {train.shards!r}")
+    if train.sync_combine not in ("sum", "mean", "sum/mean", "mean/sum"):
+        raise W2VError(f"train.sync_combine must be sum, mean, or input/output (sum/mean, mean/sum), "
+                       f"got {train.sync_combine!r}")
     if train.sync_method not in ("auto", "rows", "dense"):
         raise W2VError(f"train.sync_method must be auto, rows or dense, got {train.sync_method!r}")
     if train.lr <= 0:

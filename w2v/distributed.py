@@ -5,7 +5,8 @@ and MASTER_PORT in its environment; a plain `python -m w2v.train` has none of
 them and runs as a world of one, where every collective below is a no-op.
 
 How the ranks cooperate:
-- Each rank trains on its own shard of the token ids (`shard_range`).
+- Each rank trains on its own shard of the token ids (`shard_blocks`: blocks dealt out in turn,
+  the default; or `shard_range`: one contiguous range a rank).
 - After every backward pass the gradients of both tables are SUMMED over the ranks
   (`DataParallelStep`). The loss is a sum over examples, as in word2vec, where each
   pair moves its rows by lr * gradient; so N ranks with batch_size B take the step a
@@ -15,7 +16,7 @@ How the ranks cooperate:
             and their gradient rows and builds one sparse gradient from all of them.
             The same code runs on gloo and NCCL.
 - backend=fused makes no gradients (it trains whole chunks in place): its ranks train
-  alone and w2v/table_sync.py adds up the rows they moved between chunks.
+  alone and w2v/table_sync.py combines the moves of the rows they changed between chunks.
 - Every rank takes the same number of steps: before each chunk the ranks agree on
   the largest number of batches, and a rank with fewer takes empty steps (a zero
   gradient that still joins the collective).
@@ -193,11 +194,23 @@ def shard_range(sentences: np.ndarray, rank: int, world_size: int) -> tuple[int,
     return cut(rank), cut(rank + 1)
 
 
+def shard_blocks(sentences: np.ndarray, rank: int, world_size: int, block_tokens: int) -> list[tuple[int, int]]:
+    """This rank's [lo, hi) token ranges when the shards interleave: the corpus is cut into
+    blocks of about block_tokens (on sentence ends, as shard_range cuts), and rank r takes
+    blocks r, r + N, r + 2N, ... So at any moment the ranks train neighbouring stretches of
+    text, as one process would, instead of N distant parts of the corpus at once.
+    """
+    n_tokens = int(sentences[-1])
+    blocks = max(world_size, -(-n_tokens // max(1, block_tokens)))
+    cuts = [shard_range(sentences, k, blocks)[0] for k in range(blocks)] + [n_tokens]
+    return [(cuts[k], cuts[k + 1]) for k in range(rank, blocks, world_size) if cuts[k + 1] > cuts[k]]
+
+
 def check_data_parallel(backend) -> None:
     """Refuse a backend (class or instance) that neither makes autograd gradients nor trains whole chunks.
 
     dense / sparse / onehot: gradients summed every step (DataParallelStep). fused trains
-    whole chunks in place and the ranks add up their moves between chunks (w2v/table_sync.py).
+    whole chunks in place and the ranks combine their moves between chunks (w2v/table_sync.py).
     offload applies SGD on host tables in its own step: nothing to synchronise.
     """
     from .backends import EmbeddingBackend

@@ -39,12 +39,15 @@ def fused_chunk_bytes(chunk_tokens: int, window: int, negative: int, on_cpu: boo
 
 
 def estimate_bytes(backend: str, vocab_size: int, dim: int, model_name: str, batch_size: int,
-                   window: int, negative: int, device_type: str = "cpu") -> dict[str, int]:
-    """Bytes the run allocates on its training device, at the peak of each kind:
+                   window: int, negative: int, device_type: str = "cpu", world_size: int = 1,
+                   sync_method: str = "auto") -> dict[str, int]:
+    """Bytes one rank allocates on its training device, at the peak of each kind:
 
     'tables': weights + gradients; 'batch': the per-step (or, for fused, per-chunk) working set;
     'copies': on the CPU, the initial tables, which coexist with the backend's own copy while it
-    is built (on an accelerator they stay in host memory).
+    is built (on an accelerator they stay in host memory);
+    'sync': backend=fused under torchrun (world_size > 1): the copy of both tables as they were at
+    the last sync, and the exchange's buffers at their peak (w2v/table_sync.py, sync_peak_bytes).
     """
     from .fused import CPU_CHUNK_TOKENS, DEVICE_CHUNK_TOKENS
 
@@ -65,7 +68,11 @@ def estimate_bytes(backend: str, vocab_size: int, dim: int, model_name: str, bat
     if backend == "fused":
         batch = fused_chunk_bytes(CPU_CHUNK_TOKENS if on_cpu else DEVICE_CHUNK_TOKENS, window, negative, on_cpu)
     copies = 2 * table if on_cpu else 0
-    return {"tables": tables, "batch": batch, "copies": copies}
+    sync = 0
+    if backend == "fused" and world_size > 1:
+        from .table_sync import sync_peak_bytes
+        sync = sync_peak_bytes(vocab_size, dim, world_size, sync_method)
+    return {"tables": tables, "batch": batch, "copies": copies, "sync": sync}
 
 
 def available_bytes(device: torch.device) -> int:
@@ -84,9 +91,11 @@ def available_bytes(device: torch.device) -> int:
 
 
 def check_fits(backend: str, vocab_size: int, dim: int, model_name: str, batch_size: int, window: int,
-               negative: int, device: torch.device, available: int | None = None, headroom: float = 0.9) -> None:
-    """Raise W2VError naming the figure and a remedy when the estimate exceeds the free memory."""
-    need = estimate_bytes(backend, vocab_size, dim, model_name, batch_size, window, negative, device.type)
+               negative: int, device: torch.device, available: int | None = None, headroom: float = 0.9,
+               world_size: int = 1, sync_method: str = "auto") -> None:
+    """Raise W2VError naming the figure and a remedy when the estimate exceeds the free memory (one rank's)."""
+    need = estimate_bytes(backend, vocab_size, dim, model_name, batch_size, window, negative, device.type,
+                          world_size, sync_method)
     if backend == "offload" and device.type == "cpu":  # no device to offload to: its tables are in this memory
         need["tables"] = 2 * vocab_size * dim * FLOAT_BYTES
     free = available_bytes(device) if available is None else available
@@ -99,9 +108,12 @@ def check_fits(backend: str, vocab_size: int, dim: int, model_name: str, batch_s
             f"backend=onehot needs {need['batch'] / GIB:.1f} GiB for its one-hot batches "
             f"({vocab_size} words x {sum(rows_per_step(model_name, batch_size, window, negative))} rows), "
             f"but only {free / GIB:.1f} GiB of {where} is free; use backend=sparse or a smaller train.batch_size")
+    synced = f", table sync {need['sync'] / GIB:.1f}" if need["sync"] else ""
     raise W2VError(
         f"backend={backend} needs {total / GIB:.1f} GiB ({vocab_size} words x {dim} dims: tables "
-        f"{need['tables'] / GIB:.1f}, working set {need['batch'] / GIB:.1f}, initial copies {need['copies'] / GIB:.1f}), "
+        f"{need['tables'] / GIB:.1f}, working set {need['batch'] / GIB:.1f}, initial copies {need['copies'] / GIB:.1f}"
+        f"{synced}), "
         f"but only {free / GIB:.1f} GiB of {where} is free; use backend=sparse"
         f"{' or backend=offload (tables in host memory)' if device.type == 'cuda' else ''}, "
+        f"{'train.sync_method=dense (the smallest sync buffers), fewer ranks a host, ' if need['sync'] else ''}"
         f"or a smaller vocab.max_size")

@@ -1,4 +1,4 @@
-"""Reconcile the fused backend's tables across ranks: add up the moves of the rows each rank changed.
+"""Reconcile the fused backend's tables across ranks: combine the moves of the rows each rank changed.
 
 backend=fused updates its tables in place (a Hogwild C kernel on the CPU, Triton on
 CUDA), so there is no gradient for torch.distributed to sum. Instead every rank
@@ -9,11 +9,16 @@ they changed since the last sync and every rank applies the same result:
     mean: table[row] = base[row] + that sum / number of ranks that moved row
 
 where `base` is the table at the last sync (identical on every rank) and a rank's
-delta is its table minus `base`. sum (the default) is Hogwild across processes: a word
-seen in every shard moves by every rank's move, as in one process, only up to one
-interval late; it needs short intervals, or a frequent word that each rank pulled toward
-the same place overshoots. mean keeps a rare word's only move whole but halves (for 2
-ranks) the learning of every row that both moved: measured worse (docs/distributed.md).
+delta is its table minus `base`. The rule is chosen per table (`train.sync_combine`,
+input/output); the default, mean/sum, averages the input table and sums the output table
+(measured in docs/distributed.md):
+- output rows are moved by both ranks almost all the time (as negatives), each time a little:
+  their moves add up as in one process, so they are summed; averaging them halves the
+  learning of nearly every row (analogy 0.078 -> 0.057 on tech-clean).
+- an input row moves only where its word is a centre, in consistent steps toward where the
+  word's contexts pull it. A word seen in both shards is pulled the whole way by each rank
+  alone, so the sum takes it about twice as far (SimLex 0.137 -> 0.120); the mean does not,
+  and a rare word that one rank moved keeps its whole move under both rules.
 
 Two ways to exchange the same numbers, chosen per sync by the bytes each rank sends:
 - rows:  all_gather of (touched row ids, their deltas), padded to the longest list.
@@ -39,6 +44,7 @@ log = logging.getLogger("w2v")
 METHODS = ("auto", "rows", "dense")
 COMBINES = ("sum", "mean")
 ROW_ID_BYTES = 8  # int64 row ids
+FLOAT_BYTES = 4
 
 
 @dataclass
@@ -63,14 +69,44 @@ def ring_bytes(method: str, world_size: int, vocab: int, dim: int, longest: int)
     return 2 * (n - 1) * vocab * (dim + 1) * 4 // n
 
 
+def sync_peak_bytes(vocab: int, dim: int, world_size: int, method: str = "auto", tables: int = 2) -> int:
+    """Memory a rank's TableSync holds beyond the tables themselves, at its peak (an upper bound).
+
+    base:  a copy of every table, kept between syncs.
+    dense: the (V, D+1) all-reduce buffer, the moved rows' sums taken out of it, and as much again for the
+           collective's own scratch (measured with gloo): 3 x V x (D+1) floats.
+    rows:  this rank's L padded (id, delta) rows, of 8 + 4D bytes, while they are sent; the N x L rows
+           gathered from every rank, twice (the collective receives into one flat buffer, then copies
+           into the per-rank tensors); later the gathered rows and the U <= N x L distinct rows' sums,
+           which is less: (2N + 1) L rows, L the longest list, at most V. With "auto", rows is only
+           chosen while it sends fewer bytes than dense, i.e. while L < 2 V (D+1) / (N (D+2))
+           (ring_bytes), which bounds it.
+    Then the sums get their base rows added (one more (U, D) temporary). Tables are reconciled one at a
+    time, so only one table's exchange is live at once.
+    """
+    n, row = world_size, 8 + FLOAT_BYTES * dim
+    base = tables * vocab * dim * FLOAT_BYTES
+    dense = 3 * vocab * (dim + 1) * FLOAT_BYTES
+    longest = vocab if method == "rows" else min(vocab, 2 * vocab * (dim + 1) // max(1, n * (dim + 2)) + 1)
+    rows = (2 * n + 1) * longest * row
+    apply = 2 * vocab * dim * FLOAT_BYTES
+    exchange = {"dense": dense, "rows": rows}.get(method, max(dense, rows))
+    # Around them: the (V, D) bool mask that finds the moved rows, and a few (V,) int64 id lists.
+    small = vocab * dim + 4 * vocab * ROW_ID_BYTES
+    return base + max(exchange, apply) + small
+
+
 class TableSync:
-    """Keeps the tables as they were at the last sync, and averages the ranks' moves since then."""
+    """Keeps the tables as they were at the last sync, and combines the ranks' moves since then."""
 
     def __init__(self, tables: list[torch.Tensor], world: World, method: str = "auto", combine: str = "sum"):
-        if method not in METHODS or combine not in COMBINES:
-            raise ValueError(f"sync method must be one of {METHODS} and combine one of {COMBINES}, "
-                             f"got {method!r}, {combine!r}")
-        self.tables, self.world, self.method, self.combine = tables, world, method, combine
+        # combine: one rule for every table, or one per table: "sum/mean" sums the input table's moves
+        # and averages the output table's.
+        combines = combine.split("/") if "/" in combine else [combine] * len(tables)
+        if method not in METHODS or len(combines) != len(tables) or any(c not in COMBINES for c in combines):
+            raise ValueError(f"sync method must be one of {METHODS} and combine one of {COMBINES} (or one per "
+                             f"table, input/output), got {method!r}, {combine!r}")
+        self.tables, self.world, self.method, self.combines = tables, world, method, combines
         self.base = [t.clone() for t in tables]  # identical on every rank (rank 0's tables were broadcast)
 
     def __call__(self) -> SyncReport:
@@ -94,10 +130,12 @@ class TableSync:
             exchange = self._gather_rows if method == "rows" else self._reduce_dense
             touched, total, ranks = exchange(table, base, rows, counts[:, i].tolist())
             rows_moved += len(touched)
-            if self.combine == "mean":
+            if self.combines[i] == "mean":
                 total /= ranks.unsqueeze(1)
-            table[touched] = base[touched] + total
-            base[touched] = table[touched]
+            total += base[touched]  # in place: one (rows, D) temporary, counted by sync_peak_bytes
+            table[touched] = total
+            base[touched] = total
+            del total
         return SyncReport(method="/".join(methods), rows_moved=rows_moved, bytes_sent=sent,
                           seconds=time.perf_counter() - started)
 
@@ -114,6 +152,7 @@ class TableSync:
         all_values = [torch.empty_like(padded_values) for _ in counts]
         dist.all_gather(all_rows, padded_rows)
         dist.all_gather(all_values, padded_values)
+        del padded_values
         touched, where = torch.unique(torch.cat([r[:n] for r, n in zip(all_rows, counts)]), return_inverse=True)
         total = torch.zeros(len(touched), dim, dtype=table.dtype, device=table.device)
         ranks = torch.zeros(len(touched), dtype=table.dtype, device=table.device)

@@ -32,7 +32,7 @@ from .config import RunConfig, W2VError, group_choices, parse_config
 from .corpus import open_corpus
 from .export import to_keyed_vectors, write_word2vec
 from .distributed import (World, broadcast_tables, check_data_parallel, launched_rank, launched_world_size,
-                          shard_range, start_world)
+                          shard_blocks, shard_range, start_world)
 from .memory import available_bytes, check_fits
 from .run_dir import RunOptions, prepare_run_dir, refuse_before_hydra
 from .signals import StopRequest
@@ -86,6 +86,13 @@ def load_token_ids(cfg: RunConfig, cache_dir: Path, world: World, show_progress:
     return token_ids
 
 
+def rank_shard(cfg: RunConfig, sentences: np.ndarray, world: World) -> tuple[int, int] | list[tuple[int, int]]:
+    """This rank's token range(s): one contiguous range, or blocks of train.sync_every words dealt out in turn."""
+    if cfg.train.shards == "interleaved" and world.distributed:
+        return shard_blocks(sentences, world.rank, world.world_size, cfg.train.sync_every)
+    return shard_range(sentences, world.rank, world.world_size)
+
+
 def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunOptions | None = None,
         world: World | None = None, resolved_config: str | None = None) -> dict:
     """Run the pipeline; returns the metrics written to run_dir/metrics.json (rank 0; {} elsewhere)."""
@@ -125,7 +132,8 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
     shared = world.local_world_size if device.type == "cpu" and world.distributed else 1
     world.on_every_rank(lambda: check_fits(
         cfg.backend.name, vocab_size, cfg.model.dim, cfg.model.name, cfg.train.batch_size, cfg.model.window,
-        cfg.model.negative, device, available=available_bytes(device) // shared))
+        cfg.model.negative, device, available=available_bytes(device) // shared, world_size=world.world_size,
+        sync_method=cfg.train.sync_method))
     input_init, output_init = init_tables(vocab_size, cfg.model.dim, cfg.train.seed, cfg.model.init_range)
     backend = make_backend(cfg.backend.name, input_init, output_init, device)
     del input_init, output_init  # the backend holds its own copy; do not keep two
@@ -152,7 +160,7 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
             stats = train(cfg, token_ids.ids, token_ids.sentences, token_ids.counts, backend, device,
                           on_log=lambda step, point: [writer.add_scalar(k, v, step) for k, v in point.items()],
                           show_progress=show_progress, world=world, resume=resume_loop,
-                          token_range=shard_range(token_ids.sentences, world.rank, world.world_size),
+                          token_range=rank_shard(cfg, token_ids.sentences, world),
                           checkpointing=Checkpointing(options.checkpoint, save, stop))
         if stats.interrupted:
             # lr falls linearly with the words done, so it tells how far the run got.

@@ -7,7 +7,7 @@ copy, draw their negatives there, and step through them batch by batch.
 With several ranks (torchrun) the ranks agree, before each chunk, on how many steps
 it takes and how many corpus words it covers, so that every rank takes the same
 steps at the same learning rate (w2v/distributed.py syncs the gradients; backend=fused
-has none, so its ranks train alone and w2v/table_sync.py adds up the rows they moved
+has none, so its ranks train alone and w2v/table_sync.py combines the rows they moved
 every train.sync_every words a rank, before every checkpoint and at the end). After any
 step the loop can checkpoint (on SIGINT/SIGTERM, or every train.checkpoint_every);
 the checkpoint records the RNG states as they were *before* the current chunk was
@@ -81,9 +81,12 @@ def device_batches(examples: dict[str, np.ndarray], batch_size: int, negative: i
 
 def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.ndarray, backend,
           device: torch.device, on_log: Callable[[int, dict], None] | None = None,
-          show_progress: bool = True, token_range: tuple[int, int] | None = None, world: World | None = None,
+          show_progress: bool = True, token_range: tuple[int, int] | list[tuple[int, int]] | None = None,
+          world: World | None = None,
           checkpointing: Checkpointing | None = None, resume: dict | None = None) -> TrainStats:
     """Train `backend` in place over cfg.train.epochs epochs of ids[token_range] (this rank's shard).
+
+    token_range: one [lo, hi) range, or a list of them trained in order (interleaved shards).
 
     resume: the "loop" part of a checkpoint, to continue exactly where it stopped.
     """
@@ -91,7 +94,7 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
     model, train_cfg = cfg.model, cfg.train
     fused = hasattr(backend, "train_chunk")  # takes whole chunks and decays lr inside them
     step = DataParallelStep(backend, world) if world.distributed and not fused else backend.train_step
-    # fused under torchrun: no gradients; each rank trains alone and the syncs add up the rows moved.
+    # fused under torchrun: no gradients; each rank trains alone and the syncs combine the rows moved.
     sync = (TableSync([backend.input_weights(), backend.output_weights()], world, train_cfg.sync_method,
                       train_cfg.sync_combine) if fused and world.distributed else None)
     if hasattr(backend, "prepare"):  # rank 0 draws the negatives a single process draws
@@ -101,8 +104,10 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
     generator = torch.Generator(device=device).manual_seed(train_cfg.seed + 1_000_003 * world.rank)
     sampler = NoiseSampler(counts, device)
     keep = keep_probability(counts, cfg.vocab.sample)
-    lo, hi = token_range if token_range is not None else (0, len(ids))
-    total_words = max(1, int(world.gather_ints([hi - lo])[:, 0].sum()) * train_cfg.epochs)
+    ranges = [(0, len(ids))] if token_range is None else \
+        [token_range] if isinstance(token_range, tuple) else list(token_range)
+    lo = ranges[0][0] if ranges else 0
+    total_words = max(1, int(world.gather_ints([sum(b - a for a, b in ranges)])[:, 0].sum()) * train_cfg.epochs)
 
     stats, start_epoch, skip_steps, words_done, pos, carry = TrainStats(), 0, 0, 0, lo, None
     if resume is not None:
@@ -162,8 +167,7 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         for epoch in range(start_epoch, train_cfg.epochs):
-            chunks = epoch_chunks(ids, sentences, keep, model.window, rng, token_range=(pos, hi),
-                                  chunk_tokens=chunk_tokens, carry=carry)
+            chunks = shard_chunks(ids, sentences, keep, model.window, rng, ranges, pos, chunk_tokens, carry)
             carry = None
 
             def expand_next(chunks=chunks):
@@ -249,7 +253,7 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
                 if not fused:
                     stats.examples += int(plan[:, 4].sum())
                 bar.update(words_done - bar.n)
-                pos += chunk.raw_words if chunk is not None else 0
+                pos = chunk.end if chunk is not None else pos
             pos = lo
         if sync is not None and words_done > last_sync_words:
             sync_tables(words_done)  # every rank ends with the same tables
@@ -257,6 +261,16 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return _finish(stats, world, device, interval_loss, interval_examples, bar, pool)
+
+
+def shard_chunks(ids: np.ndarray, sentences: np.ndarray, keep: np.ndarray, window: int, rng: np.random.Generator,
+                 ranges: list[tuple[int, int]], pos: int, chunk_tokens: int, carry) -> Iterator[Chunk]:
+    """One epoch over this rank's ranges, from corpus position pos on (a resumed run starts inside one)."""
+    for a, b in ranges:
+        if b > pos:
+            yield from epoch_chunks(ids, sentences, keep, window, rng, token_range=(max(a, pos), b),
+                                    chunk_tokens=chunk_tokens, carry=carry)
+            carry = None
 
 
 def _finish(stats: TrainStats, world: World, device: torch.device, interval_loss: torch.Tensor,

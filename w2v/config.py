@@ -56,6 +56,12 @@ class VocabConfig:
     pre_tokenizer: str = "punct"  # punct: words and punctuation runs (HF Whitespace); whitespace: split on spaces
 
 
+# backend=fused under torchrun (w2v/table_sync.py): how the tables are exchanged, and how the
+# ranks' moves of a row combine (one rule, or one per table as "input/output").
+SYNC_METHODS = ("auto", "rows", "dense")
+SYNC_COMBINES = ("sum", "mean")
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 5
@@ -163,10 +169,10 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
                         shards=str(t.get("shards", TrainConfig.shards)))
     if train.shards not in ("contiguous", "interleaved"):
         raise W2VError(f"train.shards must be contiguous or interleaved, got {train.shards!r}")
-    if train.sync_combine not in ("sum", "mean", "sum/mean", "mean/sum"):
+    if train.sync_combine.count("/") > 1 or any(c not in SYNC_COMBINES for c in train.sync_combine.split("/")):
         raise W2VError(f"train.sync_combine must be sum, mean, or input/output (sum/mean, mean/sum), "
                        f"got {train.sync_combine!r}")
-    if train.sync_method not in ("auto", "rows", "dense"):
+    if train.sync_method not in SYNC_METHODS:
         raise W2VError(f"train.sync_method must be auto, rows or dense, got {train.sync_method!r}")
     if train.lr <= 0:
         raise W2VError(f"train.lr must be > 0, got {train.lr}")

@@ -38,11 +38,11 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .config import SYNC_COMBINES, SYNC_METHODS
 from .distributed import World
 
 log = logging.getLogger("w2v")
-METHODS = ("auto", "rows", "dense")
-COMBINES = ("sum", "mean")
+METHODS, COMBINES = SYNC_METHODS, SYNC_COMBINES
 ROW_ID_BYTES = 8  # int64 row ids
 FLOAT_BYTES = 4
 

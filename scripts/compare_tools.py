@@ -18,7 +18,7 @@ Installing the tools (none is a dependency of the project; a missing one is skip
 Every tool gets the same settings: dim 100, window 5, negative 5 (no hierarchical softmax),
 sample 1e-3, min_count 5, 3 epochs, 2 threads, skip-gram and/or CBOW. The learning rate is
 each tool's own default (column lr): word2vec.c 0.025 skip-gram / 0.05 CBOW, fastText 0.05,
-gensim 0.025, w2v train.lr 0.025 (conf/config.yaml). fastText runs with -minn 0 -maxn 0, so it
+gensim 0.025, w2v train.lr 0.025 (w2v/conf/config.yaml). fastText runs with -minn 0 -maxn 0, so it
 learns no subwords and is plain word2vec. Each run starts cold: a fresh temporary directory
 (and, for w2v, a fresh token-id cache); the corpus file itself may sit in the OS page cache,
 the same for every tool.
@@ -82,7 +82,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TOOLS = ("word2vec.c", "fastText", "gensim", "w2v")
-# Each tool's default learning rate (w2v: train.lr in conf/config.yaml); only word2vec.c's depends on the model.
+# Each tool's default learning rate (w2v: train.lr in w2v/conf/config.yaml); only word2vec.c's depends on the model.
 DEFAULT_LR = {**{(t, m): 0.025 for t in ("word2vec.c", "gensim", "w2v") for m in ("skipgram", "cbow")},
               ("word2vec.c", "cbow"): 0.05, ("fastText", "skipgram"): 0.05, ("fastText", "cbow"): 0.05}
 METRICS = ("analogy_acc", "ws353_spearman", "simlex_spearman")
@@ -203,7 +203,7 @@ def run_tool(tool: str, model: str, seed: int, args, binaries: dict, tmp: Path) 
                    f"hydra.run.dir={run_dir}", f"train.seed={seed}", f"train.threads={a.threads}",
                    f"model.dim={a.dim}", f"model.window={a.window}", f"model.negative={a.negative}",
                    f"vocab.sample={a.sample}", f"vocab.min_count={a.min_count}"]
-        # Launched from the repository root (conf/ and the w2v package live there); files go to tmp.
+        # Launched from the repository root (the w2v package, with its conf/, lives there); files go to tmp.
         row["whole_s"], _, out = run_timed(command, Path(__file__).resolve().parent.parent)
         metrics = json.loads((run_dir / "metrics.json").read_text())
         row["train_s"] = metrics["train_s"]

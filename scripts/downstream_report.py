@@ -57,10 +57,10 @@ def run(cmd: list[str], env: dict, what: str) -> None:
 
 def default_backend() -> str:
     """The fused CPU kernel when this checkout has it (seconds instead of minutes), else dense."""
-    return "fused" if (REPO / "conf" / "backend" / "fused.yaml").is_file() else "dense"
+    return "fused" if (REPO / "w2v" / "conf" / "backend" / "fused.yaml").is_file() else "dense"
 
 
-SAMPLE = "sample"  # --corpus value for the small corpus bundled with gensim (conf/data/sample.yaml)
+SAMPLE = "sample"  # --corpus value for the small corpus bundled with gensim (w2v/conf/data/sample.yaml)
 BIG_CORPUS = REPO / "data" / "big" / "gcide.txt"  # made by scripts/make_big_corpus.py
 FILE_CORPUS_EPOCHS = 10  # 10 x 5.7M GCIDE words: ~70 s with the fused backend on 2 cores; SimLex 0.35 vs 0.24 at 3
 

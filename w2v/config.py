@@ -1,6 +1,6 @@
 """Typed, validated run configuration.
 
-Hydra composes the YAML tree in conf/; `parse_config` turns it into these plain
+Hydra composes the YAML tree in w2v/conf/ (shipped inside the package); `parse_config` turns it into these plain
 dataclasses and checks every value before any work starts, so a bad value ends
 in one clear line instead of a failure half-way through training.
 """
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 class W2VError(Exception):

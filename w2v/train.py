@@ -1,4 +1,4 @@
-"""`python -m w2v.train`: the whole pipeline, configured by Hydra (conf/config.yaml).
+"""`python -m w2v.train`: the whole pipeline, configured by Hydra (w2v/conf/config.yaml).
 
 corpus -> vocabulary + token-id cache -> backend -> training loop -> vectors.bin,
 metrics.json, TensorBoard events, all in Hydra's run dir (hydra.run.dir=... moves it).
@@ -254,7 +254,7 @@ def export_and_evaluate(cfg: RunConfig, run_dir: Path, backend, token_ids: Token
     return {"vocab_size": exported, **{k: quality.get(k) for k in ("analogy_acc", "ws353_spearman", "simlex_spearman")}}
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     world = World()
@@ -319,7 +319,7 @@ def skip_hydra_mode_probe(argv: list[str]) -> None:
     """Spare Hydra its first of two compositions of the whole config (about 0.1 s of the fixed cost).
 
     Hydra composes the config once only to read hydra.mode (RUN or MULTIRUN), then again to run.
-    conf/ never sets hydra.mode, so that probe finds None, and Hydra then runs in RUN mode (or
+    w2v/conf/ never sets hydra.mode, so that probe finds None, and Hydra then runs in RUN mode (or
     MULTIRUN under --multirun). When the command line cannot set it either (no hydra.mode=..., no
     other config dir or name), the probe's answer is known: None, without composing. Should Hydra
     rename its private Hydra.get_mode, nothing is changed and it probes as before.

@@ -1,4 +1,4 @@
-"""`python -m w2v.vqa`: train and evaluate the VQA-style classifier (conf/vqa.yaml)."""
+"""`python -m w2v.vqa`: train and evaluate the VQA-style classifier (w2v/conf/vqa.yaml)."""
 from __future__ import annotations
 
 import sys
@@ -25,7 +25,7 @@ def refuse_earlier_outputs(run_dir: Path, overwrite: bool) -> None:
                        "replace them with overwrite=true or choose another hydra.run.dir")
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="vqa")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="vqa")
 def hydra_main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
@@ -43,5 +43,9 @@ def hydra_main(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
-if __name__ == "__main__":
+def main() -> None:
     hydra_main()
+
+
+if __name__ == "__main__":
+    main()

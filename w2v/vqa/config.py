@@ -1,4 +1,4 @@
-"""Typed, validated configuration of `python -m w2v.vqa` (conf/vqa.yaml)."""
+"""Typed, validated configuration of `python -m w2v.vqa` (w2v/conf/vqa.yaml)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,7 +65,7 @@ def _parse_vqa2(v: Mapping[str, Any]) -> VQA2Paths:
 
 
 def parse_vqa_config(cfg: Mapping[str, Any]) -> VQARunConfig:
-    """Validate a composed conf/vqa.yaml (DictConfig or dict) into a VQARunConfig."""
+    """Validate a composed w2v/conf/vqa.yaml (DictConfig or dict) into a VQARunConfig."""
     d, e, m, t = (cfg.get(k) or {} for k in ("data", "embedding", "model", "train"))
     kind = _one_of(d.get("kind"), "data.kind", ("scenes", "vqa2"))
     scenes = _parse_scenes(d.get("scenes") or {}) if kind == "scenes" else SceneSpec()

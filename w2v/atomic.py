@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import W2VError
+from .errors import W2VError
 
 # mkstemp creates files readable by their owner only; a published file gets the usual
 # permissions instead (0666 less the umask), like one made by open(). Read once: reading

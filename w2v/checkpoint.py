@@ -18,7 +18,8 @@ from typing import Any, Callable, Mapping
 import torch
 
 from .atomic import atomic_path
-from .config import RunConfig, W2VError
+from .config import RunConfig
+from .errors import W2VError, first_line
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT = "w2v-checkpoint"
@@ -143,8 +144,7 @@ def load_checkpoint(path: Path) -> dict:
     except Exception as exc:  # noqa: BLE001 - a damaged file reaches any corner of the unpickler
         # (IndexError, KeyError, struct.error, UnicodeDecodeError, ... besides UnpicklingError);
         # whatever it is, the file is unusable and the user needs one line, not a traceback.
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise W2VError(f"cannot read checkpoint {path}: {first[:200]}") from exc
+        raise W2VError(f"cannot read checkpoint {path}: {first_line(exc)[:200]}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise W2VError(f"{path} is not a w2v checkpoint")
     if payload.get("version") != VERSION:

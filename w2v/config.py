@@ -10,11 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .errors import W2VError
+
 CONF_DIR = Path(__file__).resolve().parent / "conf"
-
-
-class W2VError(Exception):
-    """An error the user can fix (bad path, bad value, empty corpus). Printed as one line."""
 
 
 def group_choices(group: str) -> list[str]:

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .config import DataConfig, W2VError
+from .config import DataConfig
+from .errors import W2VError, first_line
 from .atomic import atomic_path
 
 REPLACEMENT_CHAR = "\ufffd"
@@ -228,8 +229,7 @@ class Corpus:
         except Exception as exc:  # datasets raises many types for unreachable hubs / bad names
             if self.kind == "hub":
                 raise _hub_error(self.hub, exc) from exc
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise W2VError(f"cannot load corpus files: {first_line}") from exc
+            raise W2VError(f"cannot load corpus files: {first_line(exc)}") from exc
 
     def total_bytes(self) -> int | None:
         """Bytes on disk of the files (compressed where they are), None for a hub dataset."""
@@ -327,8 +327,7 @@ class Corpus:
 
 
 def _hub_error(hub: DataConfig, exc: Exception) -> W2VError:
-    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return W2VError(f"cannot load hub dataset {hub.name!r}: {first_line}")
+    return W2VError(f"cannot load hub dataset {hub.name!r}: {first_line(exc)}")
 
 
 def _cut_point(data: bytes, force: bool) -> int:

@@ -33,7 +33,8 @@ import numpy as np
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from .config import VocabConfig, W2VError
+from .config import VocabConfig
+from .errors import W2VError
 from .corpus import Corpus
 from .encode import LINE_END_ID, number_corpus, write_final_ids
 from .kernels import load_words

@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..config import W2VError, _float, _int
+from ..config import _float, _int
+from ..errors import W2VError
 from .model import ModelConfig
 from .questions import SceneSpec
 from .training import TrainConfig

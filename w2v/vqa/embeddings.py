@@ -13,7 +13,6 @@ With embedding.init=random every word is an "extra" row, so nothing is pretraine
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import W2VError
+from ..errors import W2VError, first_line
 
 PAD, UNK = "[PAD]", "[UNK]"
 
@@ -41,7 +40,7 @@ def load_tokenizer(path: Path | None):
     try:
         return Tokenizer.from_file(str(path))
     except Exception as exc:  # the tokenizers error is a long Rust message
-        raise W2VError(f"cannot read tokenizer {path}: {str(exc).splitlines()[0]}") from None
+        raise W2VError(f"cannot read tokenizer {path}: {first_line(exc)}") from None
 
 
 def question_words(tokenizer, text: str) -> list[str]:
@@ -56,11 +55,10 @@ def load_vectors(path: Path):
 
     if not path.is_file():
         raise W2VError(f"vectors not found: {path} (train them with python -m w2v.train, or fix embedding.vectors)")
-    logging.getLogger("gensim").setLevel(logging.WARNING)  # its INFO lines would drown the run's log
     try:
         return KeyedVectors.load_word2vec_format(str(path), binary=True)
     except Exception as exc:
-        raise W2VError(f"cannot read {path} as a word2vec binary file: {exc}") from None
+        raise W2VError(f"cannot read {path} as a word2vec binary file: {first_line(exc)}") from None
 
 
 def resolve_vectors_paths(vectors: str, tokenizer: str | None) -> tuple[Path, Path]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import W2VError
+from ..errors import W2VError
 from .data import UNKNOWN_ANSWER, VQADataset, VQASplit
 
 

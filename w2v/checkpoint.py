@@ -69,6 +69,11 @@ class Checkpointing:
     stop: Any = None
 
 
+def asks_to_resume(value: Any) -> bool:
+    """train.resume asks to continue: true or a path (false, null and "" do not)."""
+    return not (value is None or value is False or (isinstance(value, str) and value.strip().lower() in ("", "false")))
+
+
 def resume_path(value: Any, run_dir: Path) -> Path | None:
     """train.resume: false/null -> None; true -> run_dir/checkpoint.pt; a string -> that file.
 
@@ -76,7 +81,7 @@ def resume_path(value: Any, run_dir: Path) -> Path | None:
     checkpoint) -> None: the run starts from the beginning. A finished run (metrics.json, no
     checkpoint) has nothing to resume: refused.
     """
-    if value is None or value is False or (isinstance(value, str) and value.strip().lower() in ("", "false")):
+    if not asks_to_resume(value):
         return None
     if value is True or (isinstance(value, str) and value.strip().lower() == "true"):
         path = run_dir / CHECKPOINT_NAME

@@ -16,6 +16,9 @@ from pathlib import Path
 from gensim.models import KeyedVectors
 from gensim.test.utils import datapath
 
+from .cli import user_errors
+from .errors import W2VError, first_line
+
 
 def _word_pairs(kv: KeyedVectors, name: str):
     """gensim's (pearson, spearman, oov%), or zeros when no pair is in the vocabulary (tiny corpora)."""
@@ -52,21 +55,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m w2v.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("path", help="vectors in word2vec format (.bin binary, anything else text)")
     args = parser.parse_args(argv)
-    path = Path(args.path)
-    if not path.is_file():
-        print(f"error: no such vectors file: {path}", file=sys.stderr)
-        return 2
-    try:
-        kv = KeyedVectors.load_word2vec_format(str(path), binary=path.suffix == ".bin")
-    except Exception as exc:  # gensim raises assorted errors on a malformed file
-        print(f"error: cannot read {path} as word2vec format: {exc}", file=sys.stderr)
-        return 2
+    with user_errors():
+        kv = read_vectors(Path(args.path))
     metrics = evaluate_vectors(kv)
     print(f"vectors          {len(kv)} x {kv.vector_size}")
     print(f"analogy accuracy {metrics['analogy_acc']:.4f}")
     print(f"WordSim-353      {metrics['ws353_spearman']:.4f}  (oov {metrics['ws353_oov_ratio']:.0%})")
     print(f"SimLex-999       {metrics['simlex_spearman']:.4f}  (oov {metrics['simlex_oov_ratio']:.0%})")
     return 0
+
+
+def read_vectors(path: Path) -> KeyedVectors:
+    """A word2vec-format file (.bin binary, anything else text); one-line errors for a missing or bad one."""
+    if not path.is_file():
+        raise W2VError(f"no such vectors file: {path}")
+    try:
+        return KeyedVectors.load_word2vec_format(str(path), binary=path.suffix == ".bin")
+    except Exception as exc:  # gensim raises assorted errors on a malformed file
+        raise W2VError(f"cannot read {path} as word2vec format: {first_line(exc)}") from exc
 
 
 if __name__ == "__main__":

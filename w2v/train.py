@@ -8,7 +8,6 @@ runs on N ranks (w2v/distributed.py): rank 0 tokenises and writes every output.
 """
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import shutil
@@ -28,8 +27,10 @@ from .atomic import atomic_path, write_json
 from .backends import BACKENDS, init_tables, make_backend
 from .checkpoint import (CHECKPOINT_NAME, Checkpointing, check_run_key, load_checkpoint, restore_backend, run_key,
                          save_checkpoint)
-from .config import RunConfig, W2VError, group_choices, parse_config
+from .cli import resolve_device, run_hydra_app, user_errors
+from .config import RunConfig, group_choices, parse_config
 from .corpus import open_corpus
+from .errors import W2VError
 from .export import to_keyed_vectors, write_word2vec
 from .distributed import (World, broadcast_tables, check_data_parallel, launched_rank, launched_world_size,
                           shard_blocks, shard_range, start_world)
@@ -46,20 +47,11 @@ log = logging.getLogger("w2v")
 class Interrupted(W2VError):
     """Training stopped on a signal after writing a checkpoint; exits 128 + the signal number."""
 
+    kind = "stopped"
+
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def resolve_device(name: str, world: World | None = None) -> torch.device:
-    """auto -> cuda when present, else cpu; cuda without a GPU is a user error. Ranks take cuda:LOCAL_RANK."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise W2VError("train.device=cuda but no CUDA device is available; use train.device=cpu or auto")
-    if name.startswith("cuda") and world is not None and world.distributed:
-        return torch.device("cuda", world.local_rank)  # one GPU per rank
-    return torch.device(name)
 
 
 def write_tensorboard_embedding(writer, words: list[str], vectors: np.ndarray, counts: np.ndarray, top: int):
@@ -100,7 +92,7 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
 
     started = time.perf_counter()
     options, world = options or RunOptions(), world or World()
-    device = resolve_device(cfg.train.device, world)
+    device = resolve_device(cfg.train.device, world.local_rank if world.distributed else None)
     if world.distributed:
         check_data_parallel(BACKENDS[cfg.backend.name])
     # Ranks on one host share its cores.
@@ -259,20 +251,15 @@ def hydra_main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     world = World()
     try:
-        raw = OmegaConf.to_container(cfg, resolve=True)
-        run_cfg = parse_config(raw)
-        options = RunOptions.from_config(raw, run_dir)
-        world = start_world(resolve_device(run_cfg.train.device).type)
-        if not world.is_main:
-            log.setLevel(logging.WARNING)  # rank 0 tells the story
-        run(run_cfg, run_dir, show_progress=sys.stderr.isatty() or os.environ.get("W2V_PROGRESS") == "1",
-            options=options, world=world, resolved_config=OmegaConf.to_yaml(cfg, resolve=True))
-    except Interrupted as exc:
-        print(f"stopped: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except W2VError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        with user_errors():
+            raw = OmegaConf.to_container(cfg, resolve=True)
+            run_cfg = parse_config(raw)
+            options = RunOptions.from_config(raw, run_dir)
+            world = start_world(resolve_device(run_cfg.train.device).type)
+            if not world.is_main:
+                log.setLevel(logging.WARNING)  # rank 0 tells the story
+            run(run_cfg, run_dir, show_progress=sys.stderr.isatty() or os.environ.get("W2V_PROGRESS") == "1",
+                options=options, world=world, resolved_config=OmegaConf.to_yaml(cfg, resolve=True))
     except KeyboardInterrupt:
         print("stopped: interrupted before a checkpoint could be written; nothing to resume", file=sys.stderr)
         sys.exit(130)
@@ -299,62 +286,15 @@ def torchrun_overrides(argv: list[str]) -> list[str]:
     return []
 
 
+def check_command_line(argv: list[str]) -> list[str]:
+    """Refuse what can be refused before Hydra starts; returns the overrides torchrun's ranks add."""
+    check_group_choices(argv)
+    refuse_before_hydra(argv)
+    return torchrun_overrides(argv)
+
+
 def main() -> None:
-    try:
-        check_group_choices(sys.argv[1:])
-        refuse_before_hydra(sys.argv[1:])
-        sys.argv.extend(torchrun_overrides(sys.argv[1:]))
-    except W2VError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    skip_hydra_mode_probe(sys.argv[1:])
-    try:
-        hydra_main()
-    except SystemExit as exc:
-        exit_without_teardown(exc.code)
-    exit_without_teardown(0)
-
-
-def skip_hydra_mode_probe(argv: list[str]) -> None:
-    """Spare Hydra its first of two compositions of the whole config (about 0.1 s of the fixed cost).
-
-    Hydra composes the config once only to read hydra.mode (RUN or MULTIRUN), then again to run.
-    w2v/conf/ never sets hydra.mode, so that probe finds None, and Hydra then runs in RUN mode (or
-    MULTIRUN under --multirun). When the command line cannot set it either (no hydra.mode=..., no
-    other config dir or name), the probe's answer is known: None, without composing. Should Hydra
-    rename its private Hydra.get_mode, nothing is changed and it probes as before.
-    """
-    config_flags = ("-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir")
-    if any(arg.lstrip("+~").startswith("hydra.mode") or arg.split("=")[0] in config_flags for arg in argv):
-        return
-    try:
-        from hydra._internal.hydra import Hydra
-    except ImportError:
-        return
-    if callable(getattr(Hydra, "get_mode", None)):
-        Hydra.get_mode = lambda self, config_name, overrides: None
-
-
-def exit_without_teardown(code) -> None:
-    """End the process as sys.exit(code) would, without the interpreter's teardown of every module.
-
-    With torch imported, that teardown (freeing thousands of modules' objects, one by one) takes
-    0.4-0.6 s of a run's fixed cost, and nothing of this run needs it: every output is written and
-    closed by now. The exit handlers still run (they flush and close the log files, end worker
-    processes), then the standard streams are flushed.
-    """
-    if code is None:
-        code = 0
-    elif not isinstance(code, int):  # sys.exit("message"): printed, status 1
-        print(code, file=sys.stderr)
-        code = 1
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed or broken pipe: nothing more can be said on it
-            pass
-    os._exit(code)
+    run_hydra_app(hydra_main, check_command_line)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_path, write_json
-from ..config import W2VError
+from ..cli import resolve_device
+from ..errors import W2VError
 from .config import VQARunConfig
 from .data import VQADataset
 from .embeddings import (build_vocab, load_tokenizer, load_vectors, make_embedding, question_words,
@@ -27,16 +28,6 @@ from .training import encode_split, evaluate, train_model
 from .vqa2 import load_vqa2, vqa_soft_score
 
 log = logging.getLogger("w2v.vqa")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise W2VError("train.device=cuda but no CUDA device is available; use train.device=cpu or auto")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise W2VError(f"train.device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
 
 
 def load_dataset(cfg: VQARunConfig, cache_dir: Path | None) -> VQADataset:

@@ -31,7 +31,7 @@ class ModelConfig:
 
 @dataclass
 class BackendConfig:
-    name: str = "dense"
+    name: str = "fused"
 
 
 @dataclass

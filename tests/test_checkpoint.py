@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import zipf_text
+from tests.helpers import zipf_text
 from w2v.backends import init_tables, make_backend
 from w2v.checkpoint import (CHECKPOINT_NAME, CheckpointPolicy, Checkpointing, check_run_key, load_checkpoint,
                             resume_path, restore_backend, save_checkpoint)

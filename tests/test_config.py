@@ -1,14 +1,13 @@
+"""The run configuration: the packaged YAML, its dataclasses, and the checks on every value."""
+from dataclasses import fields, is_dataclass
+
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-from w2v.config import CONF_DIR, W2VError, parse_config
-
-
-def compose_cfg(*overrides):
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return OmegaConf.to_container(compose(config_name="config", overrides=list(overrides)), resolve=True)
+from tests.helpers import compose_config as compose_cfg
+from w2v.config import (CONF_DIR, BackendConfig, DataConfig, ExportConfig, ModelConfig, RunConfig, TrainConfig,
+                        VocabConfig, W2VError, parse_config)
+from w2v.run_dir import RunOptions
 
 
 def test_defaults_are_gensims():
@@ -18,6 +17,59 @@ def test_defaults_are_gensims():
     assert (cfg.train.epochs, cfg.train.lr, cfg.train.min_lr) == (5, 0.025, 0.0001)
     assert cfg.data.kind == "sample" and cfg.train.device == "auto"
     assert cfg.model.init_range == 1.0  # gensim 4's +-1/dim: word2vec.c's 0.5 measured worse (issue 11)
+
+
+def test_dataclass_defaults_are_the_yaml_defaults(tmp_path):
+    """A config built in code (tests, scripts) is the run a user gets with no overrides, key by key."""
+    composed = compose_cfg()
+    defaults = RunConfig(model=ModelConfig(), backend=BackendConfig(), data=DataConfig(), vocab=VocabConfig(),
+                         train=TrainConfig(), export=ExportConfig())
+    run_options = {"train": {"resume", "checkpoint_every"}}  # RunOptions' keys, compared below
+    for section in fields(RunConfig):
+        default = getattr(defaults, section.name)
+        if not is_dataclass(default):
+            assert composed[section.name] == default, section.name
+            continue
+        yaml_keys = set(composed[section.name]) - run_options.get(section.name, set())
+        field_names = {f.name for f in fields(default)}
+        assert yaml_keys <= field_names, f"{section.name}: YAML keys without a field: {yaml_keys - field_names}"
+        if section.name != "data":  # data=sample names only what a sample run reads; the other groups the rest
+            assert field_names <= yaml_keys, f"{section.name}: fields missing from the YAML: {field_names - yaml_keys}"
+        for key in yaml_keys:
+            assert composed[section.name][key] == getattr(default, key), f"{section.name}.{key}"
+    assert parse_config(composed) == defaults
+    assert RunOptions.from_config(composed, tmp_path) == RunOptions()
+
+
+def test_vqa_dataclass_defaults_are_the_yaml_defaults():
+    from w2v.vqa.config import EmbeddingConfig, VQARunConfig, parse_vqa_config
+    from w2v.vqa.model import ModelConfig as VQAModelConfig
+    from w2v.vqa.questions import SceneSpec
+    from w2v.vqa.training import TrainConfig as VQATrainConfig
+
+    composed = compose_cfg(config_name="vqa")
+    defaults = VQARunConfig(data_kind="scenes", scenes=SceneSpec(), vqa2=None, embedding=EmbeddingConfig(),
+                            model=VQAModelConfig(), train=VQATrainConfig())
+    for section, default in (("embedding", defaults.embedding), ("model", defaults.model),
+                             ("train", defaults.train), ("scenes", defaults.scenes)):
+        values = composed["data"]["scenes"] if section == "scenes" else composed[section]
+        assert set(values) == {f.name for f in fields(default)}, section
+        for key, value in values.items():
+            assert value == getattr(default, key), f"{section}.{key}"
+    assert parse_vqa_config(composed) == defaults
+
+
+def test_shared_model_keys_are_written_once():
+    """model/skipgram.yaml and model/cbow.yaml name the objective; what both share sits in config.yaml."""
+    import yaml
+
+    shared = yaml.safe_load((CONF_DIR / "config.yaml").read_text())["model"]
+    objectives = {path.stem: yaml.safe_load(path.read_text()) for path in (CONF_DIR / "model").glob("*.yaml")}
+    assert set(objectives) == {"skipgram", "cbow"}
+    for name, own in objectives.items():
+        assert own["name"] == name and not set(own) & set(shared), name
+    for name in objectives:
+        assert compose_cfg(f"model={name}")["model"] == {"name": name, **shared}
 
 
 def test_init_range_sets_the_width_of_the_input_rows():

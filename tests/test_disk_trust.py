@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import zipf_text
+from tests.helpers import zipf_text
 from w2v.config import DataConfig, VocabConfig, W2VError
 from w2v.corpus import NONTEXT_SHARE, Corpus, check_paths, nontext_share, open_corpus
 from w2v.token_ids import CHECKSUMMED_FILES, file_checksum, load_or_build
@@ -137,7 +137,7 @@ def test_hub_revision_and_resolved_commit_key_the_cache(monkeypatch):
 
 
 def test_data_revision_is_a_config_key():
-    from test_safe_outputs import compose_run_config
+    from tests.helpers import compose_run_config
 
     cfg = compose_run_config("data=hub", "data.revision=abc123")
     assert cfg.data.revision == "abc123"
@@ -317,7 +317,7 @@ def test_the_share_ignores_a_character_cut_by_the_end_of_the_head():
 
 
 def test_a_few_broken_bytes_train_and_the_log_names_the_file_and_the_count(tmp_path, caplog):
-    from test_safe_outputs import TINY, compose_run_config
+    from tests.helpers import TINY_RUN as TINY, compose_run_config
     from w2v.train import run
 
     good, _ = make_text("utf8", tmp_path)

@@ -15,23 +15,12 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from conftest import REPO
+from tests.helpers import REPO, compose_run_config
 from w2v.config import W2VError
 from w2v.distributed import World, all_gather_sparse, shard_blocks, shard_range
 
 # Spawned ranks import this module: heavy imports (gensim, hydra) stay inside the functions.
 
-
-
-def compose_run_config(*overrides):
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from w2v.config import CONF_DIR, parse_config
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return parse_config(OmegaConf.to_container(compose(config_name="config", overrides=list(overrides)),
-                                                   resolve=True))
 
 
 def train_worker(rank: int, world_size: int, init_file: str, runs: list[list[str]], out_dir: str) -> None:

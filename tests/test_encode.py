@@ -12,7 +12,7 @@ from w2v.corpus import open_corpus
 from w2v.token_ids import load_or_build
 from w2v.vocab import UNK, new_tokenizer
 
-from test_words import TRICKY, tokenizer_words
+from tests.helpers import TRICKY, tokenizer_words
 
 
 @pytest.fixture(autouse=True, params=["c", "python"])

@@ -5,51 +5,16 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import cbow_batch, single, skipgram_batch, tables, zipf_chunk
 from w2v.backends import BACKENDS, DenseBackend, init_tables
 from w2v.batches import Chunk, cbow_windows, epoch_chunks, keep_probability, noise_distribution, skipgram_pairs
 from w2v.fused import FusedBackend
 from w2v.kernels import library_path, load_sgns
-from w2v.model import Batch
 
 needs_c = pytest.mark.skipif(load_sgns() is None, reason="no C compiler on this machine")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # fixture in conftest.py
-
-
-def tables(vocab: int = 30, dim: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """word2vec's input init and a random (non-zero) output table, so every gradient term is live."""
-    inp, _ = init_tables(vocab, dim, seed)
-    return inp * 20, torch.randn(vocab, dim, generator=torch.Generator().manual_seed(seed)) * 0.3
-
-
-def distinct_negatives(n: int, k: int, vocab: int, seed: int) -> torch.Tensor:
-    """(n, k) negatives with no repeat inside a row (a repeat would see its own first update in C)."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.stack([torch.randperm(vocab, generator=g)[:k] for _ in range(n)])
-
-
-def skipgram_batch(n: int = 12, vocab: int = 30, seed: int = 1) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    contexts = torch.randint(1, vocab, (n,), generator=g)
-    negatives = distinct_negatives(n, 5, vocab, seed)
-    negatives[0, 2] = contexts[0]  # a negative equal to the target must be skipped
-    return Batch(centres=torch.randint(1, 6, (n,), generator=g), contexts=contexts, negatives=negatives)
-
-
-def cbow_batch(n: int = 12, vocab: int = 30, seed: int = 2) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    mask = torch.rand(n, 6, generator=g) < 0.7
-    mask[:, 0] = True
-    centres = torch.randint(1, vocab, (n,), generator=g)
-    negatives = distinct_negatives(n, 5, vocab, seed)
-    negatives[1, 0] = centres[1]
-    return Batch(centres=centres, contexts=torch.randint(1, 8, (n, 6), generator=g), negatives=negatives, mask=mask)
-
-
-def single(batch: Batch, i: int) -> Batch:
-    return Batch(centres=batch.centres[i:i + 1], contexts=batch.contexts[i:i + 1],
-                 negatives=batch.negatives[i:i + 1], mask=None if batch.mask is None else batch.mask[i:i + 1])
 
 
 @pytest.mark.parametrize("model,make", [("skipgram", skipgram_batch), ("cbow", cbow_batch)])
@@ -102,13 +67,6 @@ def test_noise_draws_follow_unigram_to_the_075():
     freq = np.bincount(draws, minlength=len(counts)) / len(draws)
     np.testing.assert_allclose(freq, noise_distribution(counts), atol=0.004)
     assert freq[0] == 0 and freq[6] == 0  # words never seen are never drawn
-
-
-def zipf_chunk(n: int = 3000, vocab: int = 50, window: int = 5, seed: int = 0) -> Chunk:
-    rng = np.random.default_rng(seed)
-    ids = rng.zipf(1.3, n) % (vocab - 1) + 1
-    sentences = np.concatenate([[0], np.sort(rng.choice(np.arange(1, n), 40, replace=False)), [n]])
-    return next(epoch_chunks(ids, sentences, np.ones(vocab), window, rng, chunk_tokens=n))
 
 
 @pytest.mark.parametrize("use_c", [pytest.param(True, marks=needs_c), False])

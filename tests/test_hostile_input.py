@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_train
+from tests.helpers import run_train
 
 # Fast settings for every case: the point is how input is handled, not vector quality.
 FAST = ["model=cbow", "model.dim=8", "model.window=2", "train.epochs=1", "train.batch_size=2048",

@@ -180,7 +180,7 @@ def test_more_negatives_than_the_kernel_holds_are_said_once(monkeypatch, caplog)
     from w2v.backends import init_tables
     from w2v.fused import FusedBackend
     from w2v.kernels import MAX_NEGATIVE
-    from test_fused import zipf_chunk
+    from tests.helpers import zipf_chunk
 
     backend = FusedBackend(*init_tables(50, 8, seed=0))
     if backend.kernel is None:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import zipf_text
-from test_safe_outputs import compose_run_config
+from tests.helpers import zipf_text
+from tests.helpers import compose_run_config
 from w2v.config import W2VError
 
 EPOCHS = 3

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import zipf_text
-from test_safe_outputs import compose_run_config
+from tests.helpers import zipf_text
+from tests.helpers import compose_run_config
 
 RUNS = 4
 FAST = ["model.dim=8", "model.window=2", "vocab.min_count=2", "train.epochs=1", "train.threads=1",

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers import compose_run_config
 from w2v.config import W2VError
 from w2v.memory import GIB, available_bytes, check_fits, estimate_bytes
 
@@ -51,19 +52,13 @@ def test_free_memory_is_read_from_the_host():
 
 
 def test_the_run_stops_before_allocating_when_memory_is_short(tmp_path, tiny_corpus, monkeypatch):
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
     import w2v.train as train_module
-    from w2v.config import CONF_DIR, parse_config
 
     built = []
     monkeypatch.setattr(train_module, "available_bytes", lambda device: 1024)  # a forced, tiny free memory
     monkeypatch.setattr(train_module, "make_backend", lambda *a, **k: built.append(a))
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        cfg = parse_config(OmegaConf.to_container(compose(config_name="config", overrides=[
-            "data=files", f"data.paths=[{tiny_corpus}]", f"cache_dir={tmp_path / 'cache'}", "backend=onehot",
-            "vocab.min_count=2"]), resolve=True))
+    cfg = compose_run_config("data=files", f"data.paths=[{tiny_corpus}]", f"cache_dir={tmp_path / 'cache'}",
+                             "backend=onehot", "vocab.min_count=2")
     with pytest.raises(W2VError, match="backend=onehot needs .* GiB"):
         train_module.run(cfg, tmp_path / "run", show_progress=False)
     assert built == [] and not (tmp_path / "run" / "vectors.bin").exists()

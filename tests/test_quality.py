@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO
+from tests.helpers import REPO, compose_run_config
 
 METRICS = ("analogy_acc", "ws353_spearman", "simlex_spearman")
 SEEDS = (1, 2, 3)
@@ -60,16 +60,10 @@ def quality_failures(model: str, runs: list[dict]) -> dict[str, tuple[float, tup
 
 def train_sample(model: str, seed: int, run_dir: Path) -> dict:
     """Project defaults on the sample (only the epochs set), in this process; returns metrics.json's dict."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from w2v.config import CONF_DIR, parse_config
     from w2v.train import run
 
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        cfg = parse_config(OmegaConf.to_container(compose(config_name="config", overrides=[
-            f"model={model}", f"train.epochs={EPOCHS[model]}", f"train.seed={seed}", "train.device=cpu", "train.threads=1",
-            f"cache_dir={REPO / 'data' / 'cache'}", "export.projector_words=0"]), resolve=True))
+    cfg = compose_run_config(f"model={model}", f"train.epochs={EPOCHS[model]}", f"train.seed={seed}", "train.device=cpu",
+                             "train.threads=1", f"cache_dir={REPO / 'data' / 'cache'}", "export.projector_words=0")
     return run(cfg, run_dir, show_progress=False)
 
 

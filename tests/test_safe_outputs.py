@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_train
+from tests.helpers import TINY_RUN as TINY, compose_run_config, run_train
 from w2v.atomic import atomic_path, write_json
 from w2v.config import W2VError
 from w2v.run_dir import prepare_run_dir, refuse_before_hydra
-
-TINY = ["model.dim=8", "vocab.min_count=2", "train.epochs=1", "evaluate=false", "export.projector_words=0",
-        "train.threads=1"]
-
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
     target = tmp_path / "metrics.json"
@@ -25,17 +21,6 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
             raise OSError(28, "No space left on device")
     assert json.loads(target.read_text()) == {"run": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
-
-
-def compose_run_config(*overrides):
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from w2v.config import CONF_DIR, parse_config
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return parse_config(OmegaConf.to_container(compose(config_name="config", overrides=list(overrides)),
-                                                   resolve=True))
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ import json
 import pytest
 from gensim.models import KeyedVectors
 
-from conftest import run_train
+from tests.helpers import run_train
 
 METRIC_KEYS = {"raw_words", "effective_words", "epochs", "vocab_size", "wall_s", "words_per_sec_raw",
                "words_per_sec_effective", "final_loss", "analogy_acc", "ws353_spearman", "simlex_spearman"}

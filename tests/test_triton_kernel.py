@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_fused import cbow_batch, single, skipgram_batch, tables
+from tests.helpers import cbow_batch, single, skipgram_batch, tables
 from w2v.backends import DenseBackend
 from w2v.model import Batch
 

@@ -4,8 +4,8 @@ import random
 
 import pytest
 
+from tests.helpers import TRICKY, tokenizer_words
 from w2v.kernels import load_words
-from w2v.vocab import new_tokenizer
 from w2v.words import LINE_END, normalise, split_block
 
 needs_c = pytest.mark.skipif(load_words() is None, reason="no C compiler on this machine")
@@ -18,22 +18,6 @@ def compiled_split(text: str, pre_tokenizer: str) -> list[str]:
 
 
 SPLITTERS = [pytest.param(split_block, id="python"), pytest.param(compiled_split, id="c", marks=needs_c)]
-
-# Characters where a hand-written normaliser or splitter would most likely differ from the
-# tokenizer's: capital sigma (str.lower() would give the final form), ligatures, fullwidth
-# letters, dotted capital I, combining marks (Rust's \w has them, Python's does not),
-# Devanagari vowel signs, connector punctuation, digits outside ASCII, every kind of space and
-# invisible character, U+FFFD, private use and unassigned code points, astral letters and emoji.
-TRICKY = list("abc XYZ,.'-!?\t\r09_") + list(
-    "ΣΑΣ ς éé ﬁ ½ ² ① Ⅻ ａｂ İ ß ǅ \u00a0\u2003\u200b\u2028\u2029\u0085\ufeff\ufffd\x00\x1f\x7f"
-    "\u0301\u0915\u093f\u203f‿ 日本語 한국 ٣ 𝟙 \U0001F600 \ue000 \U000e0001 \u0378 \U0001d400 ")
-
-
-def tokenizer_words(line: str, pre_tokenizer: str) -> list[str]:
-    tokenizer = new_tokenizer(pre_tokenizer)
-    normalised = tokenizer.normalizer.normalize_str(line)
-    return [piece for piece, _ in tokenizer.pre_tokenizer.pre_tokenize_str(normalised)]
-
 
 @pytest.mark.parametrize("split", SPLITTERS)
 @pytest.mark.parametrize("pre_tokenizer", ["punct", "whitespace"])

@@ -6,7 +6,7 @@ import pytest
 import torch
 from gensim.models import KeyedVectors
 
-from w2v.config import W2VError
+from w2v.errors import W2VError
 from w2v.vocab import train_tokenizer
 from w2v.vqa.data import VQASplit
 from w2v.vqa.embeddings import (build_vocab, load_tokenizer, load_vectors, make_embedding, question_words,

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 from gensim.models import KeyedVectors
-from hydra import compose, initialize_config_dir
 
-from w2v.config import CONF_DIR, W2VError
+from tests.helpers import compose_config
+from w2v.errors import W2VError
 from w2v.vocab import train_tokenizer
 from w2v.vqa.config import parse_vqa_config
 
@@ -22,9 +22,8 @@ def run_vqa_cli(args: list[str], cwd):
                           capture_output=True, text=True, timeout=300)
 
 
-def compose_vqa(overrides: list[str]):
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return compose(config_name="vqa", overrides=overrides)
+def compose_vqa(overrides: list[str]) -> dict:
+    return compose_config(*overrides, config_name="vqa")
 
 
 def test_default_config_is_valid_and_overrides_are_checked():

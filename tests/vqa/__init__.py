@@ -1,0 +1,1 @@
+"""Tests of the VQA-style downstream task (w2v/vqa/)."""

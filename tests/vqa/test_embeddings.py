@@ -49,6 +49,14 @@ def test_missing_or_broken_files_are_one_line_errors(vectors_dir, tmp_path):
     assert vectors == vectors_dir / "vectors.bin" and tokenizer == vectors_dir / "tokenizer.json"
 
 
+def test_pretrained_vectors_sharing_no_question_word_are_a_one_line_error(vectors_dir):
+    kv = load_vectors(vectors_dir / "vectors.bin")
+    vocab = build_vocab([["zebra", "orbs"], ["zebra"]], set(kv.key_to_index))
+    assert vocab.oov_words == ["zebra", "orbs"]
+    with pytest.raises(W2VError, match="none of the 2 question words has a vector"):
+        make_embedding(vocab, kv, DIM, freeze=False, normalize=True, generator=torch.Generator().manual_seed(0))
+
+
 def test_oov_words_get_their_own_rows_and_pretrained_rows_are_rescaled(vectors_dir):
     tokenizer = load_tokenizer(vectors_dir / "tokenizer.json")
     kv = load_vectors(vectors_dir / "vectors.bin")

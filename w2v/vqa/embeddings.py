@@ -140,11 +140,14 @@ def make_embedding(vocab: QuestionVocab, kv, dim: int, freeze: bool, normalize: 
     if kv is None:
         return QuestionEmbedding(vocab.n_extra, dim, None, freeze=False, generator=generator)
     words = vocab.words[vocab.n_extra:]
-    rows = np.stack([kv[w] for w in words]) if words else np.zeros((0, kv.vector_size), np.float32)
+    if not words:
+        raise W2VError(f"none of the {len(vocab.oov_words)} question words has a vector in the given vectors "
+                       f"(trained on a corpus of other words?); embedding.init=pretrained has nothing to start from")
+    rows = np.stack([kv[w] for w in words])
     rows = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
-    if center and len(rows):
+    if center:
         rows = rows - torch.from_numpy(np.asarray(kv.vectors, np.float32).mean(axis=0))
-    if normalize and len(rows):
+    if normalize:
         # word2vec norms grow with frequency; rescaled to norm sqrt(dim), every word sits on the
         # random rows' scale, where the GRU's default init responds to its input.
         rows = rows * (rows.shape[1] ** 0.5 / rows.norm(dim=1, keepdim=True).clamp(min=1e-8))

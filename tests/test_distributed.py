@@ -40,6 +40,7 @@ def train_worker(rank: int, world_size: int, init_file: str, runs: list[list[str
     from w2v.distributed import broadcast_tables, start_world
     from w2v.evaluate import evaluate_vectors
     from w2v.export import to_keyed_vectors
+    from w2v.objective import make_objective
     from w2v.train import load_token_ids, rank_shard
     from w2v.trainer import train
     from w2v.vocab import id_to_word
@@ -54,8 +55,9 @@ def train_worker(rank: int, world_size: int, init_file: str, runs: list[list[str
         input_init, output_init = init_tables(token_ids.vocab_size, cfg.model.dim, cfg.train.seed)
         backend = make_backend(cfg.backend.name, input_init, output_init, torch.device("cpu"))
         broadcast_tables(backend, world)
-        stats = train(cfg, token_ids.ids, token_ids.sentences, token_ids.counts, backend, torch.device("cpu"),
-                      show_progress=False, world=world,
+        objective = make_objective(cfg.model.name, cfg.model.window, cfg.model.negative)
+        stats = train(objective, cfg.train, cfg.vocab.sample, token_ids.ids, token_ids.sentences, token_ids.counts,
+                      backend, torch.device("cpu"), show_progress=False, world=world,
                       token_range=rank_shard(cfg, token_ids.sentences, world))
         result = {"input": backend.input_weights().clone(), "output": backend.output_weights().clone(),
                   "stats": asdict(stats), "n_tokens": len(token_ids.ids)}
@@ -383,7 +385,9 @@ def stop_and_resume_worker(rank: int, world_size: int, init_file: str, overrides
         return made
 
     def run(backend, **kwargs):
-        return train(cfg, token_ids.ids, token_ids.sentences, token_ids.counts, backend, cpu, show_progress=False,
+        objective = make_objective(cfg.model.name, cfg.model.window, cfg.model.negative)
+        return train(objective, cfg.train, cfg.vocab.sample, token_ids.ids, token_ids.sentences, token_ids.counts,
+                     backend, cpu, show_progress=False,
                      world=world, token_range=shard, **kwargs)
 
     reference = fresh()

@@ -1,7 +1,7 @@
 import torch
 
 from w2v.backends import DenseBackend, init_tables
-from w2v.model import Batch, cbow_hidden, cbow_loss, skipgram_loss
+from w2v.objective import CBOW, Batch, SkipGram, cbow_hidden
 from w2v.trainer import learning_rate
 
 
@@ -25,7 +25,7 @@ def test_skipgram_loss_is_the_negative_sampling_objective():
     backend = DenseBackend(inp, out)
     batch = Batch(centres=torch.tensor([1, 2]), contexts=torch.tensor([3, 4]),
                   negatives=torch.tensor([[5, 6], [4, 7]]))
-    loss = skipgram_loss(backend, batch)
+    loss = SkipGram().loss(backend, batch)
     s = torch.nn.functional.logsigmoid
     expected0 = -(s(inp[1] @ out[3]) + s(-(inp[1] @ out[5])) + s(-(inp[1] @ out[6])))
     expected1 = -(s(inp[2] @ out[4]) + s(-(inp[2] @ out[7])))  # negative 4 == target: skipped
@@ -40,7 +40,7 @@ def test_cbow_loss_predicts_the_centre_from_the_context_mean():
                   mask=torch.tensor([[True, True, False]]))
     h = (inp[3] + inp[4]) / 2
     s = torch.nn.functional.logsigmoid
-    torch.testing.assert_close(cbow_loss(backend, batch), (-(s(h @ out[2]) + s(-(h @ out[7])))).reshape(1))
+    torch.testing.assert_close(CBOW().loss(backend, batch), (-(s(h @ out[2]) + s(-(h @ out[7])))).reshape(1))
 
 
 def test_learning_rate_decays_linearly_to_min_lr():

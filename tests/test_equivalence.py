@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import example_backend  # noqa: F401  registers backend=example (docs/backends.md): it must train as dense does
 from w2v.backends import BACKENDS, init_tables
 from w2v.config import TrainConfig
 from w2v.objective import OBJECTIVES, Batch, make_objective

@@ -8,7 +8,7 @@ import torch
 from w2v.backends import BACKENDS, DenseBackend, init_tables
 from w2v.backends.fused import FusedBackend
 from w2v.batches import Chunk, epoch_chunks, keep_probability, noise_distribution
-from w2v.config import BackendConfig
+from w2v.config import BackendConfig, W2VError
 from w2v.kernels import library_path, load_sgns
 from w2v.objective import Batch, SkipGram, cbow_windows, make_objective, skipgram_pairs
 
@@ -183,6 +183,24 @@ def test_without_a_compiler_the_torch_path_is_used(monkeypatch):
     backend.prepare(counts=np.bincount(chunk.ids, minlength=50), batch_size=64, seed=1)
     loss, examples = backend.train_chunk(make_objective("skipgram", 5, 5), chunk, 0.025, 0.02)
     assert examples == len(skipgram_pairs(chunk, 5)[0]) and np.isfinite(float(loss))
+
+
+def test_backend_kernel_chooses_the_cpu_path(monkeypatch):
+    """backend.kernel=torch trains with the torch steps although a C kernel is there; kernel=c refuses,
+    in one line, a run that could not use it."""
+    chunk = zipf_chunk(800)
+    counts = np.bincount(chunk.ids, minlength=50)
+    torch_path = BACKENDS["fused"].create(*init_tables(50, 8, seed=0), torch.device("cpu"),
+                                          BackendConfig("fused", kernel="torch"))
+    assert torch_path.kernel is None
+    torch_path.prepare(counts, batch_size=64, seed=1)
+    loss, examples = torch_path.train_chunk(make_objective("skipgram", 5, 5), chunk, 0.025, 0.02)
+    assert isinstance(loss, torch.Tensor) and examples == len(skipgram_pairs(chunk, 5)[0])  # the C kernel returns a float
+    with pytest.raises(W2VError, match="backend.kernel=c runs on the CPU only"):
+        BACKENDS["fused"].create(*init_tables(50, 8, seed=0), torch.device("cuda"), BackendConfig("fused", kernel="c"))
+    monkeypatch.setenv("W2V_NO_C", "1")
+    with pytest.raises(W2VError, match="backend.kernel=c but the C kernel could not be built"):
+        BACKENDS["fused"].create(*init_tables(50, 8, seed=0), torch.device("cpu"), BackendConfig("fused", kernel="c"))
 
 
 def test_fused_is_registered_and_builds_on_the_cpu():

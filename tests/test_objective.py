@@ -1,7 +1,10 @@
+import numpy as np
+import pytest
 import torch
 
 from w2v.backends import DenseBackend, init_tables
-from w2v.objective import CBOW, Batch, SkipGram, cbow_hidden
+from w2v.batches import epoch_chunks
+from w2v.objective import CBOW, OBJECTIVES, Batch, SkipGram, cbow_hidden
 from w2v.trainer import learning_rate
 
 
@@ -57,3 +60,67 @@ def test_init_tables_follow_gensim():
     assert narrow.abs().max() <= 0.5 / 50 and narrow.abs().max() > 0.45 / 50
     assert out.abs().sum() == 0
     torch.testing.assert_close(inp, init_tables(500, 50, seed=3)[0])  # seeded
+
+
+def epoch_of_cut_chunks(window: int):
+    """An epoch of small chunks over a short sentence and a long one: the first chunk holds a sentence
+    end, later ones are cut inside the long line (context-only tokens at both ends)."""
+    rng = np.random.default_rng(7)
+    ids = (rng.zipf(1.3, 1000) % 40).astype(np.int64)
+    sentences = np.array([0, 100, 1000], dtype=np.int64)
+    chunks = list(epoch_chunks(ids, sentences, np.ones(40), window, rng, chunk_tokens=150))
+    assert chunks[0].sentence[0] < chunks[0].sentence[-1]
+    assert any(c.centre_lo > 0 and c.centre_hi < len(c.ids) for c in chunks)
+    return chunks
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_the_device_expansion_equals_the_host_expansion(name):
+    """The windows built in torch (backend=fused's torch and Triton paths) are the numpy ones (the batch
+    backends'): the same examples, centre ranges and sentence bounds included."""
+    objective = OBJECTIVES[name](window=4, negative=3)
+    for chunk in epoch_of_cut_chunks(objective.window):
+        host = objective.examples(chunk)
+        centres, contexts, mask = objective.device_examples(chunk, torch.device("cpu"))
+        assert len(centres) == len(host["centres"]) > 0
+        if mask is None:  # skip-gram: the same pairs; each centre's contexts come in another order
+            pairs = sorted(zip(centres.tolist(), contexts.tolist()))
+            assert pairs == sorted(zip(host["centres"].tolist(), host["contexts"].tolist()))
+            assert "mask" not in host
+        else:
+            np.testing.assert_array_equal(centres.numpy(), host["centres"])
+            np.testing.assert_array_equal(mask.numpy(), host["mask"])
+            np.testing.assert_array_equal(torch.where(mask, contexts, 0).numpy(), host["contexts"])
+
+
+class RecordingBackend:
+    """Lookups from random tables that remember which ids they were asked for."""
+
+    def __init__(self, vocab: int = 20, dim: int = 3):
+        self.tables, self.asked = (torch.randn(vocab, dim), torch.randn(vocab, dim)), ([], [])
+
+    def lookup_input(self, ids):
+        self.asked[0].append(ids.reshape(-1))
+        return self.tables[0][ids]
+
+    def lookup_output(self, ids):
+        self.asked[1].append(ids.reshape(-1))
+        return self.tables[1][ids]
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_lookups_are_the_rows_the_loss_reads(name):
+    """offload moves exactly `lookups`' rows and the memory guard counts `rows_per_example`: both must be
+    what the loss really reads."""
+    objective = OBJECTIVES[name](window=2, negative=3)
+    gen = torch.Generator().manual_seed(0)
+    batch = Batch(centres=torch.randint(0, 20, (6,), generator=gen),
+                  contexts=torch.randint(0, 20, (6, 4) if objective.predicts_centre else (6,), generator=gen),
+                  negatives=torch.randint(0, 20, (6, 3), generator=gen),
+                  mask=torch.rand(6, 4, generator=gen) < 0.6 if objective.predicts_centre else None)
+    backend = RecordingBackend()
+    assert objective.loss(backend, batch).shape == (6,)
+    for table, expected in enumerate(objective.lookups(batch)):
+        read = torch.cat(backend.asked[table])
+        assert sorted(read.tolist()) == sorted(expected.tolist())
+        assert len(read) == 6 * objective.rows_per_example()[table]

@@ -367,6 +367,7 @@ def stop_and_resume_worker(rank: int, world_size: int, init_file: str, overrides
     from w2v.backends import init_tables, make_backend
     from w2v.checkpoint import CheckpointPolicy, Checkpointing, restore_backend
     from w2v.distributed import broadcast_tables, start_world
+    from w2v.objective import make_objective
     from w2v.signals import StopRequest
     from w2v.train import load_token_ids, rank_shard
     from w2v.trainer import train

@@ -57,20 +57,90 @@ def learning_rate(start: float, end: float, progress: float) -> float:
     return start - (start - end) * min(max(progress, 0.0), 1.0)
 
 
-class Interval:
-    """One logging interval: the loss, examples and words since its start, summed over the ranks when it closes."""
+class Progress:
+    """The run's totals and what it reports: logging intervals, examples summed over the ranks, table syncs.
 
-    def __init__(self, device: torch.device, words: float):
+    Every method that sums over the ranks is called at the same point on every rank.
+    """
+
+    def __init__(self, stats: TrainStats, world: World, device: torch.device, bar, sync: TableSync | None,
+                 on_log: Callable[[int, dict], None] | None, words_done: float):
+        self.stats, self.world, self.bar, self.sync, self.on_log = stats, world, bar, sync, on_log
+        # This logging interval: this rank's loss and examples, the words of all ranks.
         self.loss = torch.zeros((), device=device, dtype=torch.float64)
-        self.examples, self.words, self.started, self.words_at_start = 0, 0, time.perf_counter(), words
+        self.examples, self.words, self.started, self.words_at_point = 0, 0, time.perf_counter(), words_done
+        self.unsummed_examples = 0  # trained by this rank since the last sum over the ranks into stats
+        self.last_sync_words = words_done  # corpus words (all ranks) when the tables were last made identical
 
-    def close(self, world: World) -> tuple[float, float, int]:
-        """(loss sum, examples, words) over every rank; starts the next interval."""
-        loss_sum, n_examples = world.sum_floats([float(self.loss), float(self.examples)])
+    def took_step(self, loss: torch.Tensor | float, trained: int, lr: float, words_before: float,
+                  words_now: float) -> None:
+        self.loss += loss
+        self.examples += trained
+        self.unsummed_examples += trained
+        self.stats.steps, self.stats.final_lr = self.stats.steps + 1, lr
+        self.bar.update(int(words_now) - self.bar.n)
+        self.words += int(words_now) - int(words_before)
+
+    def count_examples(self) -> None:
+        self.stats.examples += int(self.world.sum_floats([float(self.unsummed_examples)])[0])
+        self.unsummed_examples = 0
+
+    def sync_tables(self, words_now: float) -> None:
+        """Combine the ranks' tables (w2v/table_sync.py) if they moved since the last sync."""
+        if self.sync is None or words_now <= self.last_sync_words:
+            return
+        report, stats = self.sync(), self.stats
+        stats.syncs, stats.sync_bytes = stats.syncs + 1, stats.sync_bytes + report.bytes_sent
+        stats.sync_seconds += report.seconds
+        self.count_examples()
+        self.last_sync_words = words_now
+        log_sync(report, stats.syncs, self.world)
+        if self.on_log and self.world.is_main:
+            self.on_log(stats.steps, {"sync/bytes_sent_per_rank": report.bytes_sent,
+                                      "sync/rows_moved": report.rows_moved, "sync/seconds": report.seconds})
+
+    def close_interval(self) -> tuple[float, float, int, float]:
+        """(loss sum, examples, words, seconds) of the interval, over every rank; the next one starts."""
+        seconds = time.perf_counter() - self.started
+        loss_sum, n_examples = self.world.sum_floats([float(self.loss), float(self.examples)])
         words = self.words
         self.loss.zero_()
         self.examples, self.words, self.started = 0, 0, time.perf_counter()
-        return loss_sum, n_examples, words
+        return loss_sum, n_examples, words, seconds
+
+    def log_point(self, lr: float, words_now: float) -> None:
+        """Close a logging interval: true mean loss per example (over all ranks) since the last point."""
+        loss_sum, n_examples, words, seconds = self.close_interval()
+        self.words_at_point = words_now
+        self.stats.final_loss = loss_sum / max(n_examples, 1)
+        point = {"train/loss": self.stats.final_loss, "train/lr": lr,
+                 "perf/words_per_sec": words / max(seconds, 1e-9)}
+        self.bar.set_postfix(loss=f"{self.stats.final_loss:.4f}", lr=f"{lr:.5f}")
+        if self.on_log and self.world.is_main:
+            self.on_log(self.stats.steps, point)
+
+    def finish(self, device: torch.device) -> TrainStats:
+        """Close the last, partial logging interval (over all ranks) and the bar."""
+        self.bar.close()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        loss_sum, n_examples, _, _ = self.close_interval()
+        if n_examples:
+            self.stats.final_loss = loss_sum / n_examples
+        return self.stats
+
+
+def resumed_state(resume: dict, world: World, rng: np.random.Generator, generator: torch.Generator,
+                  backend: Backend) -> tuple[TrainStats, int, int, int, int, Carry]:
+    """(stats, epoch, steps done in its chunk, words done, corpus position, carry) from a checkpoint's loop
+    state; sets the random streams where they stood before the chunk was drawn."""
+    mine = resume["ranks"][world.rank]
+    rng.bit_generator.state = mine["rng_state"]
+    generator.set_state(mine["generator_state"])
+    if mine.get("backend") is not None:
+        backend.load_loop_state(mine["backend"])  # the backend's own random streams continue too
+    return (TrainStats(**resume["stats"]), resume["epoch"], resume["batches_done"], resume["global_words"],
+            mine["chunk_pos"], Carry.from_state(mine.get("carry")))  # carry: a stop inside a long line
 
 
 def train(objective: Objective, train_cfg: TrainConfig, sample: float, ids: np.ndarray, sentences: np.ndarray,
@@ -99,18 +169,9 @@ def train(objective: Objective, train_cfg: TrainConfig, sample: float, ids: np.n
         [token_range] if isinstance(token_range, tuple) else list(token_range)
     lo = ranges[0][0] if ranges else 0
     total_words = max(1, int(world.gather_ints([sum(b - a for a, b in ranges)])[:, 0].sum()) * train_cfg.epochs)
-
     stats, start_epoch, skip_steps, words_done, pos, carry = TrainStats(), 0, 0, 0, lo, None
     if resume is not None:
-        stats = TrainStats(**resume["stats"])
-        start_epoch, skip_steps, words_done = resume["epoch"], resume["batches_done"], resume["global_words"]
-        mine = resume["ranks"][world.rank]
-        pos = mine["chunk_pos"]
-        carry = Carry.from_state(mine.get("carry"))  # a stop inside a long line
-        rng.bit_generator.state = mine["rng_state"]
-        generator.set_state(mine["generator_state"])
-        if mine.get("backend") is not None:
-            backend.load_loop_state(mine["backend"])  # the backend's own random streams continue too
+        stats, start_epoch, skip_steps, words_done, pos, carry = resumed_state(resume, world, rng, generator, backend)
     seconds_before = stats.train_seconds
     chunk_tokens = backend.chunk_tokens
     if sync is not None:
@@ -118,41 +179,9 @@ def train(objective: Objective, train_cfg: TrainConfig, sample: float, ids: np.n
     # A backend that syncs tables takes one step per chunk: sync after every `sync_steps` steps
     # (of the same count on every rank).
     sync_steps = max(1, train_cfg.sync_every // chunk_tokens)
-    # Corpus words (all ranks) trained when the tables were last made identical: the same on every rank.
-    last_sync_words = words_done
-    local_examples = 0  # examples this rank trained since they were last summed over the ranks into stats
-
-    def count_examples() -> None:
-        nonlocal local_examples
-        stats.examples += int(world.sum_floats([float(local_examples)])[0])
-        local_examples = 0
-
-    def sync_tables(words_now: float) -> None:
-        nonlocal last_sync_words
-        report = sync()
-        stats.syncs, stats.sync_bytes = stats.syncs + 1, stats.sync_bytes + report.bytes_sent
-        stats.sync_seconds += report.seconds
-        count_examples()
-        last_sync_words = words_now
-        log_sync(report, stats.syncs, world)
-        if on_log and world.is_main:
-            on_log(stats.steps, {"sync/bytes_sent_per_rank": report.bytes_sent, "sync/rows_moved": report.rows_moved,
-                                 "sync/seconds": report.seconds})
-
-    interval = Interval(device, words_done)
     bar = tqdm(total=total_words, initial=words_done, unit="w", unit_scale=True, desc="training",
                disable=not (show_progress and world.is_main), smoothing=0.1)
-
-    def log_point(lr: float, words_now: float) -> None:
-        """Close a logging interval: true mean loss per example (over all ranks) since the last point."""
-        elapsed = time.perf_counter() - interval.started
-        loss_sum, n_examples, words = interval.close(world)
-        interval.words_at_start = words_now
-        stats.final_loss = loss_sum / max(n_examples, 1)
-        point = {"train/loss": stats.final_loss, "train/lr": lr, "perf/words_per_sec": words / max(elapsed, 1e-9)}
-        bar.set_postfix(loss=f"{stats.final_loss:.4f}", lr=f"{lr:.5f}")
-        if on_log and world.is_main:
-            on_log(stats.steps, point)
+    progress = Progress(stats, world, device, bar, sync, on_log, words_done)
 
     started = last_save_time = time.perf_counter()
     words_at_last_save, saving_seconds = words_done, 0.0
@@ -183,32 +212,26 @@ def train(objective: Objective, train_cfg: TrainConfig, sample: float, ids: np.n
                     break  # every shard is done with this epoch
                 n_steps, chunk_words = int(plan[:, 1].max()), int(plan[:, 2].sum())
                 for k in range(skip_steps, n_steps):
-                    lr_from = learning_rate(train_cfg.lr, train_cfg.min_lr,
-                                            (words_done + k / n_steps * chunk_words) / total_words)
+                    words_before = words_done + k / n_steps * chunk_words
                     words_now = words_done + (k + 1) / n_steps * chunk_words
+                    lr_from = learning_rate(train_cfg.lr, train_cfg.min_lr, words_before / total_words)
                     lr = learning_rate(train_cfg.lr, train_cfg.min_lr, words_now / total_words)
                     # None: this rank ran out of work in this chunk (it still joins the others' collectives)
                     loss_sum, trained = step(objective, work[k] if k < len(work) else None, lr_from, lr)
-                    interval.loss += loss_sum
-                    interval.examples += trained
-                    local_examples += trained
-                    stats.steps, stats.final_lr = stats.steps + 1, lr
+                    progress.took_step(loss_sum, trained, lr, words_before, words_now)
                     # On multiples of sync_steps, so that an extra sync (before a checkpoint) shifts none of the rest.
                     if sync is not None and stats.steps % sync_steps == 0:
-                        sync_tables(words_now)
-                    bar.update(int(words_now) - bar.n)
-                    interval.words += int(words_now) - int(words_done + k / n_steps * chunk_words)
-                    if words_now - interval.words_at_start >= train_cfg.log_every:
-                        log_point(lr, words_now)
+                        progress.sync_tables(words_now)
+                    if words_now - progress.words_at_point >= train_cfg.log_every:
+                        progress.log_point(lr, words_now)
                     if checkpointing is None:
                         continue
                     stop, due = world.any_flag([
                         checkpointing.stop is not None and checkpointing.stop.requested,
                         checkpointing.policy.due(words_now, words_at_last_save, time.perf_counter() - last_save_time)])
                     if stop or due:
-                        if sync is not None and words_now > last_sync_words:
-                            sync_tables(words_now)  # rank 0 saves tables that hold every rank's work
-                        count_examples()
+                        progress.sync_tables(words_now)  # rank 0 saves tables that hold every rank's work
+                        progress.count_examples()
                         save_started = time.perf_counter()
                         stats.train_seconds = seconds_before + save_started - started - saving_seconds
                         mine = {"chunk_pos": pos, "rng_state": rng_state, "generator_state": generator_state,
@@ -222,7 +245,7 @@ def train(objective: Objective, train_cfg: TrainConfig, sample: float, ids: np.n
                     if stop:
                         stats.interrupted = (checkpointing.stop.signal_name or "a stop request") \
                             if checkpointing.stop is not None and checkpointing.stop.requested else "another rank"
-                        return _finish(stats, world, device, interval, bar, pool)
+                        return progress.finish(device)
                 skip_steps = 0
                 words_done += chunk_words
                 stats.raw_words += chunk_words
@@ -230,15 +253,14 @@ def train(objective: Objective, train_cfg: TrainConfig, sample: float, ids: np.n
                 bar.update(words_done - bar.n)
                 pos = chunk.end if chunk is not None else pos
             pos = lo
-        if sync is not None and words_done > last_sync_words:
-            sync_tables(words_done)  # every rank ends with the same tables
-        count_examples()
-        if interval.words:  # the last, partial interval gets its point too (the same test on every rank)
-            log_point(stats.final_lr, words_done)
+        progress.sync_tables(words_done)  # every rank ends with the same tables
+        progress.count_examples()
+        if progress.words:  # the last, partial interval gets its point too (the same test on every rank)
+            progress.log_point(stats.final_lr, words_done)
         stats.train_seconds = seconds_before + time.perf_counter() - started - saving_seconds
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    return _finish(stats, world, device, interval, bar, pool)
+    return progress.finish(device)
 
 
 def shard_chunks(ids: np.ndarray, sentences: np.ndarray, keep: np.ndarray, window: int, rng: np.random.Generator,
@@ -249,15 +271,3 @@ def shard_chunks(ids: np.ndarray, sentences: np.ndarray, keep: np.ndarray, windo
             yield from epoch_chunks(ids, sentences, keep, window, rng, token_range=(max(a, pos), b),
                                     chunk_tokens=chunk_tokens, carry=carry)
             carry = None
-
-
-def _finish(stats: TrainStats, world: World, device: torch.device, interval: Interval, bar, pool) -> TrainStats:
-    """Close the last, partial logging interval (over all ranks) and release the bar and thread."""
-    pool.shutdown(wait=False, cancel_futures=True)
-    bar.close()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    loss_sum, n_examples, _words = interval.close(world)
-    if n_examples:
-        stats.final_loss = loss_sum / n_examples
-    return stats

@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 from w2v.atomic import atomic_path  # noqa: E402
 from w2v.backends import BACKENDS, init_tables  # noqa: E402
 from w2v.memory import GIB, available_bytes, estimate_bytes  # noqa: E402
-from w2v.model import Batch  # noqa: E402
+from w2v.objective import Batch, SkipGram  # noqa: E402
 
 MIB = 1024 ** 2
 FIELDS = ["device", "backend", "vocab", "dim", "batch", "status", "median_ms", "min_ms", "timed_steps",
@@ -109,12 +109,11 @@ def sync(device: torch.device) -> None:
 
 def needed_bytes(name: str, vocab: int, dim: int, args, device: torch.device) -> tuple[int, int]:
     """(the backend's own bytes on the device, the init tables' bytes if they share that memory)."""
-    need = estimate_bytes(name, vocab, dim, "skipgram", args.batch, args.window, args.negative)
+    need = estimate_bytes(BACKENDS[name], vocab, dim, SkipGram(args.window, args.negative), args.batch, device.type)
     two_tables = 2 * vocab * dim * 4
     if device.type == "cuda":
         return need["tables"] + need["batch"], 0
-    # On the CPU offload's tables are in the very memory we measure (estimate_bytes counts device memory).
-    return need["tables"] + need["batch"] + (two_tables if name == "offload" else 0), two_tables
+    return need["tables"] + need["batch"], two_tables
 
 
 def measure(name: str, init: tuple[torch.Tensor, torch.Tensor], args, device: torch.device) -> dict:
@@ -130,7 +129,7 @@ def measure(name: str, init: tuple[torch.Tensor, torch.Tensor], args, device: to
         nonlocal steps
         sync(device)
         started = time.perf_counter()
-        backend.train_step("skipgram", batches[steps % len(batches)], 0.025)
+        backend.train_step(SkipGram(args.window, args.negative), batches[steps % len(batches)], 0.025)
         sync(device)
         steps += 1
         return time.perf_counter() - started

@@ -19,14 +19,13 @@ reference whose quality docs/performance.md records) come first in the table. --
 Paths:
   triton  w2v/kernels/sgns_triton.py: per-example updates, Hogwild (batch size does not apply),
           at each --num-warps
-  torch   batched closed-form steps with index_add_ (W2V_TRITON=0), at each --batch-sizes
+  torch   batched closed-form steps with index_add_ (backend.triton=false), at each --batch-sizes
 Writes a CSV and a markdown table to --out.
 """
 from __future__ import annotations
 
 import argparse
 import csv
-import os
 import shutil
 import sys
 import time
@@ -40,9 +39,9 @@ sys.path.insert(0, str(REPO))
 
 from w2v.atomic import atomic_path  # noqa: E402
 from w2v.backends import init_tables, make_backend  # noqa: E402
-from w2v.config import (BackendConfig, DataConfig, ExportConfig, ModelConfig, RunConfig, TrainConfig,  # noqa: E402
-                        VocabConfig)
+from w2v.config import BackendConfig, TrainConfig  # noqa: E402
 from w2v.kernels import sgns_triton  # noqa: E402
+from w2v.objective import make_objective  # noqa: E402
 from w2v.trainer import train  # noqa: E402
 
 QUALITY = ("analogy_acc", "ws353_spearman", "simlex_spearman")
@@ -63,29 +62,26 @@ def zipf_corpus(tokens: int, vocab: int, exponent: float, line_words: int, seed:
     return ids, sentences, counts
 
 
-def config(model: str, args, batch_size: int) -> RunConfig:
-    return RunConfig(model=ModelConfig(name=model, dim=args.dim, window=args.window, negative=args.negative),
-                     backend=BackendConfig("fused"), data=DataConfig(kind="files"),
-                     vocab=VocabConfig(min_count=1, sample=args.sample),
-                     train=TrainConfig(epochs=1, batch_size=batch_size, device=args.device, seed=1, log_every=10**9),
-                     export=ExportConfig(text=False, projector_words=0), evaluate=False)
+def train_config(args, batch_size: int) -> TrainConfig:
+    return TrainConfig(epochs=1, batch_size=batch_size, device=args.device, seed=1, log_every=10**12)
 
 
 def timed_run(model: str, path: str, setting: int, corpus, args, device: torch.device) -> dict:
     """One epoch after a warm-up; setting = batch size (torch path) or warps per program (triton)."""
     ids, sentences, counts = corpus
-    os.environ["W2V_TRITON"] = "1" if path == "triton" else "0"
-    backend = make_backend("fused", *init_tables(len(counts), args.dim, seed=1), device)
-    backend.use_c = False  # on a CPU smoke run, time the torch/triton code rather than the C kernel
-    cfg = config(model, args, setting if path == "torch" else args.batch_sizes[0])
+    # kernel=torch: on a CPU smoke run, time the torch/triton code rather than the C kernel
+    backend = make_backend("fused", *init_tables(len(counts), args.dim, seed=1), device,
+                           BackendConfig("fused", kernel="torch", triton=path == "triton"))
+    cfg = train_config(args, setting if path == "torch" else args.batch_sizes[0])
+    objective = make_objective(model, args.window, args.negative)
     warm = min(len(ids), max(args.line_words, len(ids) // 50))
     warm_end = int(np.searchsorted(sentences, warm))
-    train(cfg, ids[:int(sentences[warm_end])], sentences[:warm_end + 1], counts, backend, device,
-          show_progress=False)
+    train(objective, cfg, args.sample, ids[:int(sentences[warm_end])], sentences[:warm_end + 1], counts, backend,
+          device, show_progress=False)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     started = time.perf_counter()
-    stats = train(cfg, ids, sentences, counts, backend, device, show_progress=args.progress)
+    stats = train(objective, cfg, args.sample, ids, sentences, counts, backend, device, show_progress=args.progress)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
@@ -108,29 +104,26 @@ def quality_run(model: str, path: str, setting: int, seed: int, args, device: to
     from w2v.config import parse_config
     from w2v.train import run
 
-    env = {"W2V_TRITON": "1" if path == "triton" else "0",
-           "W2V_NO_C": "1" if path == "torch" and device.type == "cpu" else "0"}  # torch path on a CPU smoke run
-    saved_env, saved_warps = {k: os.environ.get(k) for k in env}, sgns_triton.NUM_WARPS
-    os.environ.update(env)
+    saved_warps = sgns_triton.NUM_WARPS
     if path == "triton":
         sgns_triton.NUM_WARPS = setting
     data = {"kind": "files", "paths": [str(args.quality_corpus)], "max_lines": args.quality_max_lines}
     cfg = parse_config({
         "model": {"name": model, "dim": args.dim, "window": args.window, "negative": args.negative},
-        "backend": {"name": "fused"}, "data": data,
+        # kernel=torch: the torch path on a CPU smoke run
+        "backend": {"name": "fused", "kernel": "torch" if path == "torch" else "auto", "triton": path == "triton"},
+        "data": data,
         "vocab": {"min_count": args.quality_min_count, "max_size": None, "sample": args.sample},
         "train": {"epochs": args.quality_epochs, "lr": 0.025, "min_lr": 0.0001,
                   "batch_size": setting if path == "torch" else 1024,
                   "device": "cpu" if path == "cpu-c" else str(device), "threads": None, "seed": seed,
-                  "log_every": 200},
+                  "log_every": 1_000_000},
         "export": {"text": False, "projector_words": 0}, "evaluate": True, "cache_dir": str(args.cache_dir)})
     run_dir = args.out / "quality" / f"{model}-{path}-{setting}-seed{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)  # this script's own earlier output: a run dir must be new
     try:
         metrics = run(cfg, run_dir, show_progress=args.progress)
     finally:
-        for k, v in saved_env.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
         sgns_triton.NUM_WARPS = saved_warps
     label = {"cpu-c": "C kernel, CPU (reference)", "triton": f"{setting} warps", "torch": f"batch {setting}"}[path]
     return {"model": model, "path": path, "setting": label, "seed": seed, "train_s": round(metrics["train_s"], 3),

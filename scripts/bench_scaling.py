@@ -194,7 +194,7 @@ def child_train(args) -> dict:
         "data": {"kind": "files", "paths": [args.child], "max_lines": None},
         "vocab": {"min_count": 5, "max_size": None, "sample": 1e-3},
         "train": {"epochs": 1, "lr": 0.025, "min_lr": 0.0001, "batch_size": 1024, "device": "cpu", "threads": None,
-                  "seed": 1, "log_every": 200},
+                  "seed": 1, "log_every": 1_000_000},
         "export": {"text": False, "projector_words": 0}, "evaluate": False, "cache_dir": args.cache})
     sampler = PeakSampler()
     run_dir = Path(args.cache) / "run"  # inside the scale's cache folder: removed with it

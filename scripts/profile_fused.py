@@ -31,7 +31,7 @@ from w2v.backends import init_tables  # noqa: E402
 from w2v.batches import epoch_chunks, keep_probability, noise_distribution  # noqa: E402
 from w2v.config import DataConfig, VocabConfig  # noqa: E402
 from w2v.corpus import open_corpus  # noqa: E402
-from w2v.fused import CPU_CHUNK_TOKENS  # noqa: E402
+from w2v.backends.fused import CPU_CHUNK_TOKENS  # noqa: E402
 from w2v.kernels import load_sgns  # noqa: E402
 from w2v.token_ids import load_or_build  # noqa: E402
 

@@ -98,7 +98,7 @@ def distinct_negatives(n: int, k: int, vocab: int, seed: int):
 def skipgram_batch(n: int = 12, vocab: int = 30, seed: int = 1):
     import torch
 
-    from w2v.model import Batch
+    from w2v.objective import Batch
 
     g = torch.Generator().manual_seed(seed)
     contexts = torch.randint(1, vocab, (n,), generator=g)
@@ -110,7 +110,7 @@ def skipgram_batch(n: int = 12, vocab: int = 30, seed: int = 1):
 def cbow_batch(n: int = 12, vocab: int = 30, seed: int = 2):
     import torch
 
-    from w2v.model import Batch
+    from w2v.objective import Batch
 
     g = torch.Generator().manual_seed(seed)
     mask = torch.rand(n, 6, generator=g) < 0.7
@@ -123,7 +123,7 @@ def cbow_batch(n: int = 12, vocab: int = 30, seed: int = 2):
 
 def single(batch, i: int):
     """Example i of a batch, as a batch of one."""
-    from w2v.model import Batch
+    from w2v.objective import Batch
 
     return Batch(centres=batch.centres[i:i + 1], contexts=batch.contexts[i:i + 1],
                  negatives=batch.negatives[i:i + 1], mask=None if batch.mask is None else batch.mask[i:i + 1])

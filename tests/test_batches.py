@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from w2v.batches import (Carry, Chunk, NoiseSampler, cbow_windows, epoch_chunks, keep_probability,
-                         noise_distribution, skipgram_pairs)
+from w2v.batches import Carry, Chunk, NoiseSampler, epoch_chunks, keep_probability, noise_distribution
+from w2v.objective import cbow_windows, skipgram_pairs
 
 
 def test_keep_probability_is_word2vecs_formula():
@@ -149,7 +149,8 @@ def test_a_resumed_epoch_from_a_carry_continues_the_same_chunks():
 @pytest.mark.parametrize("model", ["skipgram", "cbow"])
 def test_the_c_kernel_trains_as_many_examples_from_cut_chunks_as_from_the_whole_line(model):
     from w2v.backends import init_tables
-    from w2v.fused import FusedBackend
+    from w2v.backends.fused import FusedBackend
+    from w2v.objective import make_objective
 
     ids, sentences, keep = _one_long_line_and_some_short_ones(seed=5)
     trained = []
@@ -159,5 +160,5 @@ def test_the_c_kernel_trains_as_many_examples_from_cut_chunks_as_from_the_whole_
             pytest.skip("no C compiler here")
         backend.prepare(np.ones(50))
         chunks = epoch_chunks(ids, sentences, keep, 5, np.random.default_rng(2), chunk_tokens=chunk_tokens)
-        trained.append(sum(backend.train_chunk(model, 5, 5, c, {}, 0.025, 0.02)[1] for c in chunks))
+        trained.append(sum(backend.train_chunk(make_objective(model, 5, 5), c, 0.025, 0.02)[1] for c in chunks))
     assert trained[0] == trained[1] > 0

@@ -20,6 +20,7 @@ from w2v.checkpoint import (CHECKPOINT_NAME, CheckpointPolicy, Checkpointing, ch
                             resume_path, restore_backend, save_checkpoint)
 from w2v.config import (BackendConfig, DataConfig, ExportConfig, ModelConfig, RunConfig, TrainConfig, VocabConfig,
                         W2VError)
+from w2v.objective import make_objective
 from w2v.signals import StopRequest
 from w2v.trainer import train
 
@@ -147,20 +148,19 @@ def test_stopped_and_resumed_training_equals_uninterrupted(backend, model, monke
     fused takes one step per chunk, so its chunks are made small here to give it many steps;
     one thread, because its Hogwild threads would race (not reproducible even uninterrupted).
     """
-    use_c = backend != "fused-torch"
+    kernel = "torch" if backend == "fused-torch" else "auto"
     backend = backend.removesuffix("-torch")
-    monkeypatch.setattr("w2v.fused.CPU_CHUNK_TOKENS", 100)
+    monkeypatch.setattr("w2v.backends.fused.CPU_CHUNK_TOKENS", 100)
     cfg = tiny_config(model, backend, batch_size=128)
     ids, sentences, counts = toy_corpus()
     cpu = torch.device("cpu")
 
     def fresh():
-        made = make_backend(backend, *init_tables(len(counts), 8, seed=1), cpu)
-        made.use_c = use_c  # fused only: False = its torch path
-        return made
+        return make_backend(backend, *init_tables(len(counts), 8, seed=1), cpu, BackendConfig(backend, kernel=kernel))
 
     reference = fresh()
-    expected = train(cfg, ids, sentences, counts, reference, cpu, show_progress=False)
+    objective = make_objective(cfg.model.name, cfg.model.window, cfg.model.negative)
+    expected = train(objective, cfg.train, cfg.vocab.sample, ids, sentences, counts, reference, cpu, show_progress=False)
 
     saved = {}
     stop = StopRequest()
@@ -169,14 +169,14 @@ def test_stopped_and_resumed_training_equals_uninterrupted(backend, model, monke
     def save(loop_state):
         saved["payload"] = {"loop": loop_state, "tables": {"input": first.input_weights().clone(),
                                                          "output": first.output_weights().clone()},
-                            "optimizer": first._optimizer.state_dict() if hasattr(first, "_optimizer") else None}
+                            "optimizer": first.optimizer.state_dict() if first.optimizer is not None else None}
 
     def on_log(step, _point):
         if step == 7:
             stop.request(signal.SIGTERM)
 
-    partial = train(cfg, ids, sentences, counts, first, cpu, show_progress=False, on_log=on_log,
-                    checkpointing=Checkpointing(CheckpointPolicy(), save, stop))
+    partial = train(objective, cfg.train, cfg.vocab.sample, ids, sentences, counts, first, cpu, show_progress=False,
+                    on_log=on_log, checkpointing=Checkpointing(CheckpointPolicy(), save, stop))
     assert partial.interrupted == "SIGTERM" and partial.steps == 7
     loop = saved["payload"]["loop"]
     assert loop["stats"]["steps"] == 7 and loop["batches_done"] >= 1  # stopped inside a chunk
@@ -184,7 +184,7 @@ def test_stopped_and_resumed_training_equals_uninterrupted(backend, model, monke
 
     second = fresh()
     restore_backend(second, saved["payload"], cfg.train.lr)
-    resumed = train(cfg, ids, sentences, counts, second, cpu, show_progress=False,
+    resumed = train(objective, cfg.train, cfg.vocab.sample, ids, sentences, counts, second, cpu, show_progress=False,
                     resume=saved["payload"]["loop"])
     assert resumed.raw_words == expected.raw_words == 2 * len(ids)  # every word once per epoch
     assert (resumed.steps, resumed.examples, resumed.effective_words) == \

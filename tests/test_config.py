@@ -85,6 +85,15 @@ def test_init_range_sets_the_width_of_the_input_rows():
     assert not out.any()  # output rows start at zero
 
 
+def test_the_fused_paths_are_config_keys():
+    """The switches that were environment variables are backend.* keys, so the resolved config records them."""
+    cfg = parse_config(compose_cfg("backend.kernel=torch", "backend.triton=false"))
+    assert (cfg.backend.name, cfg.backend.kernel, cfg.backend.triton, cfg.backend.compile) == \
+        ("fused", "torch", False, True)
+    defaults = parse_config(compose_cfg()).backend
+    assert (defaults.kernel, defaults.triton, defaults.compile) == ("auto", True, True)
+
+
 def test_groups_compose():
     cfg = parse_config(compose_cfg("model=cbow", "backend=sparse", "data=files", "data.paths=[a.txt]"))
     assert (cfg.model.name, cfg.backend.name, cfg.data.paths) == ("cbow", "sparse", ["a.txt"])
@@ -102,6 +111,9 @@ def test_groups_compose():
     ("vocab.min_count=0", "vocab.min_count must be >= 1"),
     ("model.init_range=0", "model.init_range must be > 0"),
     ("model.init_range=wide", "model.init_range must be a number"),
+    ("backend.kernel=cuda", "backend.kernel must be auto, c, torch"),
+    ("backend.triton=maybe", "backend.triton must be true or false"),
+    ("backend.compile=1", "backend.compile must be true or false"),
 ])
 def test_invalid_values_are_named(override, message):
     with pytest.raises(W2VError, match=message):

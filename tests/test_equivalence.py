@@ -3,8 +3,8 @@
 Random vocabulary sizes, dims and batches with repeated indices. Every registered
 backend's `train_step` is one plain SGD step on the summed loss, so one step must
 leave the weights `dense` leaves. Whole training runs must match too, for every
-backend the trainer drives through `train_step`; a backend that takes whole chunks
-(`train_chunk`: its own negatives, its own batching) trains differently by design.
+backend whose loop step is a batch; a backend whose step is a whole chunk (its own
+negatives, its own batching) trains differently by design.
 """
 import numpy as np
 import pytest
@@ -12,14 +12,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from tests import example_backend  # noqa: F401  registers backend=example (docs/backends.md): it must train as dense does
 from w2v.backends import BACKENDS, init_tables
-from w2v.config import BackendConfig, DataConfig, ExportConfig, ModelConfig, RunConfig, TrainConfig, VocabConfig
-from w2v.model import Batch
+from w2v.config import TrainConfig
+from w2v.objective import OBJECTIVES, Batch, make_objective
 from w2v.trainer import train
 
 CPU = torch.device("cpu")
 STEP_BACKENDS = sorted(name for name in BACKENDS if name != "dense")
-RUN_BACKENDS = sorted(name for name, cls in BACKENDS.items() if name != "dense" and not hasattr(cls, "train_chunk"))
+RUN_BACKENDS = sorted(name for name, cls in BACKENDS.items() if name != "dense" and cls.step_unit == "batch")
 CASES = range(6)  # seeds: each draws its own vocabulary size, dim and batch shape
 
 
@@ -109,7 +110,7 @@ def test_one_sgd_step_leaves_identical_weights_in_every_backend(model_name, seed
     for name in ["dense", *STEP_BACKENDS]:
         backend = BACKENDS[name].create(input_init, output_init, CPU)
         torch.testing.assert_close(backend.lookup_input(batch.negatives), input_init[batch.negatives])
-        loss = backend.train_step(model_name, batch, lr=0.1)
+        loss = backend.train_step(OBJECTIVES[model_name](), batch, lr=0.1)
         after[name] = (loss, backend.input_weights().clone(), backend.output_weights().clone())
     dense_loss, dense_in, dense_out = after["dense"]
     assert not torch.equal(dense_in, input_init) and not torch.equal(dense_out, output_init)
@@ -129,17 +130,15 @@ def synthetic_corpus(vocab: int = 60, n_tokens: int = 2400, seed: int = 0):
     return ids, sentences, np.bincount(ids, minlength=vocab)
 
 
-def short_run_config(model_name: str) -> RunConfig:
-    return RunConfig(model=ModelConfig(name=model_name, dim=12, window=3, negative=4), backend=BackendConfig(),
-                     data=DataConfig(), vocab=VocabConfig(sample=1e-2),
-                     train=TrainConfig(epochs=1, lr=0.05, min_lr=0.001, batch_size=48, seed=3), export=ExportConfig())
+SHORT_RUN = TrainConfig(epochs=1, lr=0.05, min_lr=0.001, batch_size=48, seed=3)
 
 
 def train_vectors(name: str, model_name: str) -> tuple[torch.Tensor, torch.Tensor, float]:
     ids, sentences, counts = synthetic_corpus()
     input_init, output_init = init_tables(len(counts), 12, seed=5)
     backend = BACKENDS[name].create(input_init, output_init, CPU)
-    stats = train(short_run_config(model_name), ids, sentences, counts, backend, CPU, show_progress=False)
+    stats = train(make_objective(model_name, window=3, negative=4), SHORT_RUN, 1e-2, ids, sentences, counts, backend,
+                  CPU, show_progress=False)
     assert stats.steps > 20
     return backend.input_weights().clone(), backend.output_weights().clone(), stats.final_loss
 

@@ -7,9 +7,11 @@ import torch
 
 from tests.helpers import cbow_batch, single, skipgram_batch, tables, zipf_chunk
 from w2v.backends import BACKENDS, DenseBackend, init_tables
-from w2v.batches import Chunk, cbow_windows, epoch_chunks, keep_probability, noise_distribution, skipgram_pairs
-from w2v.fused import FusedBackend
+from w2v.backends.fused import FusedBackend
+from w2v.batches import Chunk, epoch_chunks, keep_probability, noise_distribution
+from w2v.config import BackendConfig, W2VError
 from w2v.kernels import library_path, load_sgns
+from w2v.objective import Batch, SkipGram, cbow_windows, make_objective, skipgram_pairs
 
 needs_c = pytest.mark.skipif(load_sgns() is None, reason="no C compiler on this machine")
 
@@ -23,8 +25,8 @@ def test_torch_step_equals_autograd_sgd_step(model, make):
     inp, out = tables()
     dense, fused = DenseBackend(inp, out), FusedBackend(inp, out)
     batch = make()
-    loss_dense = dense.train_step(model, batch, lr=0.3)
-    loss_fused = fused.train_step(model, batch, lr=0.3)
+    loss_dense = dense.train_step(make_objective(model), batch, lr=0.3)
+    loss_fused = fused.train_step(make_objective(model), batch, lr=0.3)
     torch.testing.assert_close(loss_fused, loss_dense)
     torch.testing.assert_close(fused.input_weights(), dense.input_weights())
     torch.testing.assert_close(fused.output_weights(), dense.output_weights())
@@ -38,7 +40,7 @@ def test_c_kernel_equals_autograd_one_example_at_a_time(model, make):
     inp, out = tables()
     dense = DenseBackend(inp, out)
     batch = make()
-    loss_dense = sum(float(dense.train_step(model, single(batch, i), lr=0.3)) for i in range(batch.size))
+    loss_dense = sum(float(dense.train_step(make_objective(model), single(batch, i), lr=0.3)) for i in range(batch.size))
     c_in, c_out = inp.clone(), out.clone()
     loss_c = load_sgns().train_examples(model == "cbow", c_in, c_out, batch.centres, batch.contexts, batch.mask,
                                         batch.negatives, lr=0.3)
@@ -53,7 +55,7 @@ def test_c_kernel_differs_from_a_summed_batch_when_rows_repeat():
     inp, out = tables()
     batch = skipgram_batch()
     dense = DenseBackend(inp, out)
-    dense.train_step("skipgram", batch, lr=0.3)
+    dense.train_step(SkipGram(), batch, lr=0.3)
     c_in = inp.clone()
     load_sgns().train_examples(False, c_in, out.clone(), batch.centres, batch.contexts, None, batch.negatives, lr=0.3)
     assert (c_in - dense.input_weights()).abs().max() > 1e-4
@@ -80,7 +82,7 @@ def test_a_chunk_trains_exactly_the_examples_batches_py_would_make(model, use_c)
     # A 50-word vocabulary makes every row frequent: small batches keep summed updates stable.
     backend.prepare(counts=np.bincount(chunk.ids, minlength=50), batch_size=32, seed=1)
     before = backend.input_weights().clone()
-    loss, examples = backend.train_chunk(model, 5, 5, chunk, {"centres": chunk.ids}, 0.025, 0.02)
+    loss, examples = backend.train_chunk(make_objective(model, 5, 5), chunk, 0.025, 0.02)
     assert examples == expected
     # The output table starts at zero (loss 6 ln 2 per example with 5 negatives); training lowers it.
     assert 0 < float(loss) / examples < 6 * np.log(2)
@@ -110,7 +112,7 @@ def test_fused_training_puts_topic_mates_together(model, use_c):
     for epoch in range(2):
         for chunk in epoch_chunks(ids, bounds, keep_probability(counts, 0), 5, rng, chunk_tokens=20_000):
             lr = 0.025 * (1 - epoch / 2)
-            backend.train_chunk(model, 5, 5, chunk, {"centres": chunk.ids}, lr, lr - 0.0125)
+            backend.train_chunk(make_objective(model, 5, 5), chunk, lr, lr - 0.0125)
     vectors = torch.nn.functional.normalize(backend.input_weights()[1:], dim=1)
     similarity = vectors @ vectors.T
     topic = torch.arange(vocab - 1) // 12
@@ -138,13 +140,31 @@ def test_without_a_compiler_the_torch_path_is_used(monkeypatch):
     assert backend.kernel is None
     chunk = zipf_chunk(800)
     backend.prepare(counts=np.bincount(chunk.ids, minlength=50), batch_size=64, seed=1)
-    loss, examples = backend.train_chunk("skipgram", 5, 5, chunk, {"centres": chunk.ids}, 0.025, 0.02)
+    loss, examples = backend.train_chunk(make_objective("skipgram", 5, 5), chunk, 0.025, 0.02)
     assert examples == len(skipgram_pairs(chunk, 5)[0]) and np.isfinite(float(loss))
+
+
+def test_backend_kernel_chooses_the_cpu_path(monkeypatch):
+    """backend.kernel=torch trains with the torch steps although a C kernel is there; kernel=c refuses,
+    in one line, a run that could not use it."""
+    chunk = zipf_chunk(800)
+    counts = np.bincount(chunk.ids, minlength=50)
+    torch_path = BACKENDS["fused"].create(*init_tables(50, 8, seed=0), torch.device("cpu"),
+                                          BackendConfig("fused", kernel="torch"))
+    assert torch_path.kernel is None
+    torch_path.prepare(counts, batch_size=64, seed=1)
+    loss, examples = torch_path.train_chunk(make_objective("skipgram", 5, 5), chunk, 0.025, 0.02)
+    assert isinstance(loss, torch.Tensor) and examples == len(skipgram_pairs(chunk, 5)[0])  # the C kernel returns a float
+    with pytest.raises(W2VError, match="backend.kernel=c runs on the CPU only"):
+        BACKENDS["fused"].create(*init_tables(50, 8, seed=0), torch.device("cuda"), BackendConfig("fused", kernel="c"))
+    monkeypatch.setenv("W2V_NO_C", "1")
+    with pytest.raises(W2VError, match="backend.kernel=c but the C kernel could not be built"):
+        BACKENDS["fused"].create(*init_tables(50, 8, seed=0), torch.device("cpu"), BackendConfig("fused", kernel="c"))
 
 
 def test_fused_is_registered_and_builds_on_the_cpu():
     backend = BACKENDS["fused"].create(*init_tables(20, 4, seed=0), torch.device("cpu"))
-    assert backend.name == "fused" and backend.expands_chunks
+    assert backend.name == "fused" and backend.step_unit == "chunk" and backend.data_parallel == "tables"
     assert backend.input_weights().shape == (20, 4)
 
 
@@ -170,23 +190,21 @@ def test_a_failing_triton_kernel_falls_back_to_the_torch_steps(monkeypatch, capl
                   window=rng.integers(1, 4, 200).astype(np.int64), raw_words=200)
     counts = np.arange(30, dtype=np.int64) + 1
 
-    def backend():
-        made = FusedBackend(*tables())
-        made.use_c = False
+    def backend(triton: bool):
+        made = FusedBackend(*tables(), BackendConfig(name="fused", kernel="torch", triton=triton))
         made.prepare(counts, batch_size=64, seed=3)
         return made
 
-    falling_back, reference = backend(), backend()
+    falling_back, reference = backend(triton=True), backend(triton=False)
     with caplog.at_level(logging.WARNING, logger="w2v"):
         for _ in range(2):
-            falling_back.train_chunk("skipgram", 3, 5, chunk, {"centres": ids}, 0.1, 0.05)
-    monkeypatch.setenv("W2V_TRITON", "0")
+            falling_back.train_chunk(make_objective("skipgram", 3, 5), chunk, 0.1, 0.05)
     for _ in range(2):
-        reference.train_chunk("skipgram", 3, 5, chunk, {"centres": ids}, 0.1, 0.05)
+        reference.train_chunk(make_objective("skipgram", 3, 5), chunk, 0.1, 0.05)
     assert len(attempts) == 1  # tried once, then not again
     assert [r.getMessage() for r in caplog.records if "Triton kernel failed" in r.getMessage()] == [
         "the Triton kernel failed (RuntimeError: ptxas not found); the fused backend uses batched torch steps "
-        "from here on (W2V_TRITON=0 skips the attempt)"]
+        "from here on (backend.triton=false skips the attempt)"]
     assert torch.equal(falling_back.input_weights(), reference.input_weights())
     assert torch.equal(falling_back.output_weights(), reference.output_weights())
     assert not torch.equal(reference.input_weights(), tables()[0])
@@ -300,7 +318,7 @@ def test_c_chunk_path_equals_the_reference_element_by_element(model):
 def test_one_thread_makes_a_fused_run_repeatable(model):
     """train.threads=1 (one torch thread, so one kernel thread): the same seed gives bit-identical tables,
     over several chunks and epochs. With more threads the Hogwild order varies run to run."""
-    from w2v.config import BackendConfig, DataConfig, ExportConfig, ModelConfig, RunConfig, TrainConfig, VocabConfig
+    from w2v.config import TrainConfig
     from w2v.trainer import train
 
     assert torch.get_num_threads() == 1  # the one_torch_thread fixture
@@ -309,13 +327,11 @@ def test_one_thread_makes_a_fused_run_repeatable(model):
     ids = (rng.zipf(1.2, 600_000) % vocab).astype(np.int64)
     sentences = np.arange(0, len(ids) + 1, 50, dtype=np.int64)
     counts = np.bincount(ids, minlength=vocab)
-    cfg = RunConfig(model=ModelConfig(name=model, dim=16), backend=BackendConfig(name="fused"), data=DataConfig(),
-                    vocab=VocabConfig(), train=TrainConfig(epochs=2, seed=7), export=ExportConfig())
 
     def tables_after(seed: int):
-        cfg.train.seed = seed
         backend = FusedBackend(*init_tables(vocab, 16, seed=seed))
-        train(cfg, ids, sentences, counts, backend, torch.device("cpu"), show_progress=False)
+        train(make_objective(model), TrainConfig(epochs=2, seed=seed), 1e-3, ids, sentences, counts, backend,
+              torch.device("cpu"), show_progress=False)
         return backend.input_weights().clone(), backend.output_weights().clone()
 
     first, again, other = tables_after(7), tables_after(7), tables_after(8)
@@ -327,7 +343,7 @@ def test_chunk_seeds_give_unrelated_random_streams():
     """The kernel's splitmix64 state advances by GOLDEN per draw, so two chunks whose seeds differ
     by a small multiple of GOLDEN draw the same negatives shifted by a few draws (seeds
     `(a + chunk) * GOLDEN` did exactly that: each chunk reused the previous chunk's negatives)."""
-    from w2v.fused import chunk_seed
+    from w2v.backends.fused import chunk_seed
 
     golden, modulus = 0x9E3779B97F4A7C15, 1 << 64
     steps_per_seed_gap = pow(golden, -1, modulus)

@@ -178,9 +178,10 @@ def test_more_negatives_than_the_kernel_holds_are_said_once(monkeypatch, caplog)
     import torch
 
     from w2v.backends import init_tables
-    from w2v.fused import FusedBackend
+    from w2v.backends.fused import FusedBackend
     from w2v.kernels import MAX_NEGATIVE
     from tests.helpers import zipf_chunk
+    from w2v.objective import make_objective
 
     backend = FusedBackend(*init_tables(50, 8, seed=0))
     if backend.kernel is None:
@@ -189,8 +190,8 @@ def test_more_negatives_than_the_kernel_holds_are_said_once(monkeypatch, caplog)
     backend.prepare(counts=np.bincount(chunk.ids, minlength=50), batch_size=64, seed=1)
     with caplog.at_level(logging.WARNING, logger="w2v"):
         for _ in range(2):
-            backend.train_chunk("skipgram", 2, MAX_NEGATIVE + 1, chunk, {"centres": chunk.ids}, 0.025, 0.02)
-        backend.train_chunk("skipgram", 2, MAX_NEGATIVE, chunk, {"centres": chunk.ids}, 0.025, 0.02)
+            backend.train_chunk(make_objective("skipgram", 2, MAX_NEGATIVE + 1), chunk, 0.025, 0.02)
+        backend.train_chunk(make_objective("skipgram", 2, MAX_NEGATIVE), chunk, 0.025, 0.02)
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and f"model.negative={MAX_NEGATIVE + 1}" in warnings[0]
     assert "torch" in warnings[0]

@@ -8,30 +8,33 @@ import pytest
 import torch
 
 from tests.helpers import compose_run_config
+from w2v.backends import BACKENDS
 from w2v.config import W2VError
 from w2v.memory import GIB, available_bytes, check_fits, estimate_bytes
+from w2v.objective import CBOW, SkipGram
 
 CPU = torch.device("cpu")
-SHAPE = dict(vocab_size=1_000_000, dim=300, model_name="skipgram", batch_size=1024, window=5, negative=5)
+SHAPE = dict(vocab_size=1_000_000, dim=300, objective=SkipGram(window=5, negative=5), batch_size=1024)
+DENSE, SPARSE, ONEHOT, FUSED = (BACKENDS[name] for name in ("dense", "sparse", "onehot", "fused"))
 
 
 def test_estimate_counts_tables_gradients_and_one_hot_rows():
     table = 1_000_000 * 300 * 4
-    dense, sparse, onehot = (estimate_bytes(b, **SHAPE) for b in ("dense", "sparse", "onehot"))
+    dense, sparse, onehot = (estimate_bytes(b, **SHAPE) for b in (DENSE, SPARSE, ONEHOT))
     assert dense["tables"] == 4 * table  # two tables, each with a dense gradient as big
     assert sparse["tables"] == 2 * table  # sparse gradients hold only the looked-up rows
     assert dense["batch"] == sparse["batch"]
     # One-hot: every looked-up row (1024 centres + 1024 * 6 output rows) is a vocab-long float vector.
     assert onehot["batch"] - dense["batch"] == (1024 + 1024 * 6) * 1_000_000 * 4
-    cbow = estimate_bytes("onehot", **{**SHAPE, "model_name": "cbow"})
+    cbow = estimate_bytes(ONEHOT, **{**SHAPE, "objective": CBOW(window=5, negative=5)})
     assert cbow["batch"] > onehot["batch"]  # CBOW looks up 2 * window context rows per example
 
 
 def test_guard_refuses_with_the_figure_and_a_way_out():
-    need = sum(estimate_bytes("dense", **SHAPE).values())
-    check_fits("dense", **SHAPE, device=CPU, available=int(need / 0.9) + 1)  # just fits within the headroom
+    need = sum(estimate_bytes(DENSE, **SHAPE).values())
+    check_fits(DENSE, **SHAPE, device=CPU, available=int(need / 0.9) + 1)  # just fits within the headroom
     with pytest.raises(W2VError) as info:
-        check_fits("dense", **SHAPE, device=CPU, available=int(need / 0.9) - GIB // 4)
+        check_fits(DENSE, **SHAPE, device=CPU, available=int(need / 0.9) - GIB // 4)
     message = str(info.value)
     assert f"{need / GIB:.1f} GiB" in message and "backend=sparse" in message and "vocab.max_size" in message
     assert "\n" not in message
@@ -39,11 +42,11 @@ def test_guard_refuses_with_the_figure_and_a_way_out():
 
 def test_one_hot_batches_are_the_figure_when_they_dominate():
     small_tables = {**SHAPE, "vocab_size": 200_000, "dim": 50}
-    need = estimate_bytes("onehot", **small_tables)
+    need = estimate_bytes(ONEHOT, **small_tables)
     assert need["batch"] > need["tables"]
-    with pytest.raises(W2VError, match=r"one-hot batches .* use backend=sparse"):
-        check_fits("onehot", **small_tables, device=CPU, available=need["tables"] * 2)
-    check_fits("sparse", **small_tables, device=CPU, available=need["tables"] * 2)  # the suggested way out fits
+    with pytest.raises(W2VError, match=r"backend=onehot needs .* vocabulary-long rows .* use backend=sparse"):
+        check_fits(ONEHOT, **small_tables, device=CPU, available=need["tables"] * 2)
+    check_fits(SPARSE, **small_tables, device=CPU, available=need["tables"] * 2)  # the suggested way out fits
 
 
 def test_free_memory_is_read_from_the_host():
@@ -66,8 +69,8 @@ def test_the_run_stops_before_allocating_when_memory_is_short(tmp_path, tiny_cor
 
 def test_the_estimate_counts_the_initial_copies_and_the_fused_chunk_on_each_device():
     table = 1_000_000 * 300 * 4
-    cpu = estimate_bytes("fused", **SHAPE, device_type="cpu")
-    gpu = estimate_bytes("fused", **SHAPE, device_type="cuda")
+    cpu = estimate_bytes(FUSED, **SHAPE, device_type="cpu")
+    gpu = estimate_bytes(FUSED, **SHAPE, device_type="cuda")
     # On the CPU the initial tables coexist with the backend's copy while it is built: 4 tables at the peak.
     assert cpu["tables"] == 2 * table and cpu["copies"] == 2 * table
     assert gpu["copies"] == 0  # there the initial tables are in host memory, not on the device
@@ -88,6 +91,7 @@ def test_the_fused_cpu_estimate_covers_what_a_run_really_allocates(tmp_path):
         from w2v.backends import init_tables, make_backend
         from w2v.batches import epoch_chunks, keep_probability
         from w2v.memory import estimate_bytes
+        from w2v.objective import make_objective
 
         def status_kib(field):
             with open("/proc/self/status") as f:
@@ -108,9 +112,9 @@ def test_the_fused_cpu_estimate_covers_what_a_run_really_allocates(tmp_path):
         backend.prepare(counts)
         for chunk in epoch_chunks(ids, sentences, keep_probability(counts, 1e-3), 5, np.random.default_rng(0),
                                   chunk_tokens=backend.chunk_tokens):
-            backend.train_chunk("skipgram", 5, 5, chunk, {}, 0.025, 0.02)
+            backend.train_chunk(make_objective("skipgram", 5, 5), chunk, 0.025, 0.02)
         grown = status_kib("VmHWM") * 1024 - before
-        need = sum(estimate_bytes("fused", vocab, dim, "skipgram", 1024, 5, 5, "cpu").values())
+        need = sum(estimate_bytes(type(backend), vocab, dim, make_objective("skipgram"), 1024, "cpu").values())
         print(grown, need)
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
@@ -126,19 +130,19 @@ def test_fused_under_torchrun_counts_the_sync_copies():
     from w2v.table_sync import sync_peak_bytes
 
     table = 1_000_000 * 300 * 4
-    one = estimate_bytes("fused", **SHAPE)
-    two = estimate_bytes("fused", **SHAPE, world_size=2)
-    assert one["sync"] == 0 and estimate_bytes("sparse", **SHAPE, world_size=2)["sync"] == 0
+    one = estimate_bytes(FUSED, **SHAPE)
+    two = estimate_bytes(FUSED, **SHAPE, world_size=2)
+    assert one["sync"] == 0 and estimate_bytes(SPARSE, **SHAPE, world_size=2)["sync"] == 0
     assert two["sync"] == sync_peak_bytes(1_000_000, 300, 2) >= 2 * table + 2 * 1_000_000 * 301 * 4
     assert {k: v for k, v in two.items() if k != "sync"} == {k: v for k, v in one.items() if k != "sync"}
     # dense has the smallest peak (two (V, D+1) buffers); rows forced on many ranks gathers N lists of V rows.
     assert sync_peak_bytes(10_000, 100, 8, "dense") < sync_peak_bytes(10_000, 100, 8, "auto") \
         < sync_peak_bytes(10_000, 100, 8, "rows")
     need_one, need_two = sum(one.values()), sum(two.values())
-    check_fits("fused", **SHAPE, device=CPU, available=int(need_one / 0.9) + 1)
+    check_fits(FUSED, **SHAPE, device=CPU, available=int(need_one / 0.9) + 1)
     with pytest.raises(W2VError, match=r"table sync .* train.sync_method=dense"):
-        check_fits("fused", **SHAPE, device=CPU, available=int(need_one / 0.9) + 1, world_size=2)
-    check_fits("fused", **SHAPE, device=CPU, available=int(need_two / 0.9) + 1, world_size=2)
+        check_fits(FUSED, **SHAPE, device=CPU, available=int(need_one / 0.9) + 1, world_size=2)
+    check_fits(FUSED, **SHAPE, device=CPU, available=int(need_two / 0.9) + 1, world_size=2)
 
 
 def sync_memory_worker(rank: int, init_file: str, out_dir: str) -> None:

@@ -7,8 +7,8 @@ from gensim.models import KeyedVectors
 from w2v.backends import BACKENDS
 from w2v.config import W2VError, parse_config
 from w2v.memory import check_fits
-from w2v.model import Batch
-from w2v.offload import OffloadBackend, StepRows, patch_stale_rows
+from w2v.objective import CBOW, Batch, SkipGram
+from w2v.backends.offload import OffloadBackend, StepRows, patch_stale_rows
 
 CPU = torch.device("cpu")
 
@@ -41,8 +41,8 @@ def test_write_back_lags_one_step_and_reading_the_weights_flushes_it():
     gen = torch.Generator().manual_seed(1)
     start = offload.tables[0].clone()
     batch = batch_over([0, 1, 2, 3], gen)
-    dense.train_step("skipgram", batch, 0.1)
-    offload.train_step("skipgram", batch, 0.1)
+    dense.train_step(SkipGram(), batch, 0.1)
+    offload.train_step(SkipGram(), batch, 0.1)
     assert torch.equal(offload.tables[0], start)  # the update is still pending ...
     torch.testing.assert_close(offload.lookup_input(torch.tensor([0, 3, 5])),
                                dense.input_weights()[[0, 3, 5]])  # ... but a lookup sees it
@@ -62,8 +62,8 @@ def test_overlapping_consecutive_batches_train_like_dense():
         cbow = Batch(centres=cbow.centres, contexts=cbow.negatives.repeat(1, 2), negatives=cbow.negatives,
                      mask=torch.rand(16, 6, generator=gen) < 0.8)
         for backend in (dense, offload):
-            backend.train_step("skipgram", skip, 0.2)
-            backend.train_step("cbow", cbow, 0.2)
+            backend.train_step(SkipGram(), skip, 0.2)
+            backend.train_step(CBOW(), cbow, 0.2)
     torch.testing.assert_close(offload.input_weights(), dense.input_weights(), atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(offload.output_weights(), dense.output_weights(), atol=1e-6, rtol=1e-5)
 
@@ -78,16 +78,16 @@ def test_tables_stay_on_the_host_and_are_pinned_only_for_a_cuda_device():
 
 def test_memory_guard_sends_a_table_too_big_for_the_device_to_offload():
     cuda, eight_gib = torch.device("cuda"), 8 * 1024 ** 3
-    shape = dict(vocab_size=5_000_000, dim=300, model_name="skipgram", batch_size=1024, window=5, negative=5)
+    shape = dict(vocab_size=5_000_000, dim=300, objective=SkipGram(window=5, negative=5), batch_size=1024)
     with pytest.raises(W2VError, match="backend=offload"):
-        check_fits("dense", **shape, device=cuda, available=eight_gib)
+        check_fits(BACKENDS["dense"], **shape, device=cuda, available=eight_gib)
     with pytest.raises(W2VError, match="backend=offload"):
-        check_fits("sparse", **shape, device=cuda, available=eight_gib)
-    check_fits("offload", **shape, device=cuda, available=eight_gib)  # only the batch's rows need room
+        check_fits(BACKENDS["sparse"], **shape, device=cuda, available=eight_gib)
+    check_fits(OffloadBackend, **shape, device=cuda, available=eight_gib)  # only the batch's rows need room
     # Without a device to offload to, the tables are in the very memory being checked.
     # 11.2 GiB of tables, and as much again for the initial tables while the backend copies them.
     with pytest.raises(W2VError, match="backend=offload needs 22.4 GiB") as refused:
-        check_fits("offload", **shape, device=CPU, available=eight_gib)
+        check_fits(OffloadBackend, **shape, device=CPU, available=eight_gib)
     assert "use backend=offload" not in str(refused.value) and "or backend=offload" not in str(refused.value)
 
 
@@ -124,9 +124,9 @@ def test_on_cuda_streams_and_pinned_tables_train_like_dense():
     gen = torch.Generator().manual_seed(3)
     for step in range(12):
         batch = batch_over(list(range(step, step + 8)), gen)
-        dense.train_step("skipgram", batch, 0.2)
+        dense.train_step(SkipGram(), batch, 0.2)
         on_gpu = Batch(centres=batch.centres.cuda(), contexts=batch.contexts.cuda(), negatives=batch.negatives.cuda())
-        loss = offload.train_step("skipgram", on_gpu, 0.2)
+        loss = offload.train_step(SkipGram(), on_gpu, 0.2)
         assert loss.device.type == "cuda"
     torch.testing.assert_close(offload.input_weights(), dense.input_weights(), atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(offload.output_weights(), dense.output_weights(), atol=1e-5, rtol=1e-4)

@@ -95,11 +95,11 @@ def no_lr_decay(monkeypatch, tmp_path):
 
 def negatives_reused(monkeypatch, tmp_path):
     """Each thread draws one set of negatives per chunk and uses it for every example in it."""
-    import w2v.fused
+    import w2v.backends.fused
 
     kernel = mutated_kernel(tmp_path, "    ahead->next ^= 1;\n    draw_ahead(ahead, noise, state, out, dim, negative);\n",
                             "")
-    monkeypatch.setattr(w2v.fused, "load_sgns", lambda: kernel)
+    monkeypatch.setattr(w2v.backends.fused, "load_sgns", lambda: kernel)
 
 
 def no_subsampling(monkeypatch, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from w2v.backends import BACKENDS
-from w2v.model import Batch
+from w2v.objective import Batch, SkipGram
 
 CPU = torch.device("cpu")
 VOCAB, DIM, LR = 24, 5, 0.05
@@ -57,7 +57,7 @@ def test_which_rows_move(backend_name, optimiser, momentum_carries):
     backend = make(backend_name, optimiser)
     start = snapshot(backend)
 
-    backend.train_step("skipgram", first, LR)
+    backend.train_step(SkipGram(), first, LR)
     after_first = snapshot(backend)
     input_rows = set(first.centres.tolist())
     output_rows = set(first.contexts.tolist()) | set(first.negatives.flatten().tolist())
@@ -65,7 +65,7 @@ def test_which_rows_move(backend_name, optimiser, momentum_carries):
     assert rows_changed(start[0], after_first[0]) == input_rows
     assert rows_changed(start[1], after_first[1]) == output_rows
 
-    backend.train_step("skipgram", second, LR)
+    backend.train_step(SkipGram(), second, LR)
     after_second = snapshot(backend)
     second_input = set(second.centres.tolist())
     second_output = set(second.contexts.tolist()) | set(second.negatives.flatten().tolist())
@@ -86,7 +86,7 @@ def test_weight_decay_moves_every_row_in_the_first_step():
     # Decoupled weight decay shrinks the whole table each step: no row is left alone.
     backend = make("dense", "AdamW")
     start = snapshot(backend)
-    backend.train_step("skipgram", skipgram_batch(range(0, 6), torch.Generator().manual_seed(1)), LR)
+    backend.train_step(SkipGram(), skipgram_batch(range(0, 6), torch.Generator().manual_seed(1)), LR)
     assert rows_changed(start[0], backend.input_weights()) == set(range(VOCAB))
     assert rows_changed(start[1], backend.output_weights()) == set(range(VOCAB))
 

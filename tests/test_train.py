@@ -37,6 +37,7 @@ def test_full_run_writes_every_output(tmp_path, tiny_corpus):
     assert 0 < metrics["effective_words"] <= metrics["raw_words"]
     assert metrics["vocab_size"] == len(kv)
     assert (run_dir / "tokenizer.json").exists() and (run_dir / "config.resolved.yaml").exists()
+    assert "kernel: auto" in (run_dir / "config.resolved.yaml").read_text()  # which fused path trained
     assert {"train/loss", "train/lr", "perf/words_per_sec", "eval/analogy_acc", "eval/ws353_spearman",
             "eval/simlex_spearman"} <= tb_tags(run_dir)
     assert (run_dir / "tb" / "word_vectors" / "tensors.tsv").exists() or \

@@ -22,7 +22,7 @@ import torch
 
 from tests.helpers import cbow_batch, single, skipgram_batch, tables
 from w2v.backends import DenseBackend
-from w2v.model import Batch
+from w2v.objective import Batch, SkipGram, make_objective
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
 
@@ -64,7 +64,7 @@ def _one_example_at_a_time(kernels, model, make):
     batch = make(n=40)  # more than one program's worth of examples
     inp, out = tables()
     dense = DenseBackend(inp, out)
-    loss_dense = sum(float(dense.train_step(model, single(batch, i), lr=0.3)) for i in range(batch.size))
+    loss_dense = sum(float(dense.train_step(make_objective(model), single(batch, i), lr=0.3)) for i in range(batch.size))
     k_in, k_out = inp.clone(), out.clone()
     loss = run_kernel(kernels, model, k_in, k_out, batch, 0.3)
     assert float(loss) == pytest.approx(loss_dense, rel=1e-5)
@@ -85,7 +85,7 @@ def check_each_example_takes_its_own_learning_rate():
     inp, out = tables()
     dense = DenseBackend(inp, out)
     for i in range(batch.size):
-        dense.train_step("skipgram", single(batch, i), lr=float(lrs[i]))
+        dense.train_step(SkipGram(), single(batch, i), lr=float(lrs[i]))
     k_in, k_out = inp.clone(), out.clone()
     run_kernel(kernels, "skipgram", k_in, k_out, batch, lrs)
     torch.testing.assert_close(k_in, dense.input_weights(), rtol=1e-5, atol=1e-6)
@@ -104,7 +104,7 @@ def check_a_repeated_negative_sees_its_own_first_update():
     batch.negatives[0] = torch.tensor([a, a, a, b, b])
     inp, out = tables()
     dense = DenseBackend(inp.clone(), out.clone())
-    summed_loss = float(dense.train_step("skipgram", batch, lr=0.5))  # all five read the old row 7 and row 9
+    summed_loss = float(dense.train_step(SkipGram(), batch, lr=0.5))  # all five read the old row 7 and row 9
     k_in, k_out = inp.clone(), out.clone()
     loss = float(run_kernel(kernels, "skipgram", k_in, k_out, batch, 0.5))
     assert loss != pytest.approx(summed_loss, rel=1e-6)  # later copies scored against updated rows
@@ -129,7 +129,7 @@ def check_the_fused_backend_trains_chunks_through_the_kernel():
     import numpy as np
 
     from w2v.batches import Chunk
-    from w2v.fused import FusedBackend
+    from w2v.backends.fused import FusedBackend
 
     kernels = _kernels()
     calls = []
@@ -148,7 +148,7 @@ def check_the_fused_backend_trains_chunks_through_the_kernel():
     ids = rng.integers(1, 30, 50).astype(np.int32)
     chunk = Chunk(ids=ids, sentence=np.repeat(np.arange(5), 10).astype(np.int64),
                   window=rng.integers(1, 3, 50).astype(np.int64), raw_words=50)
-    loss, trained = backend.train_chunk("skipgram", 2, 5, chunk, {"centres": ids}, 0.4, 0.2)
+    loss, trained = backend.train_chunk(make_objective("skipgram", 2, 5), chunk, 0.4, 0.2)
     assert len(calls) == 1  # one launch for the whole chunk, not one per batch of 8
     centres, contexts, negatives, lrs = calls[0]
     assert trained == len(centres) > 50 and negatives.shape == (len(centres), 5)

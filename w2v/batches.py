@@ -1,9 +1,9 @@
-"""From token ids to training examples, with word2vec's sampling semantics.
+"""From token ids to subsampled chunks and noise words, with word2vec's sampling semantics.
 
 - Frequent words are subsampled with word2vec's formula, redrawn every epoch:
   keep(w) = (sqrt(f_w / t) + 1) * t / f_w, capped at 1, where t = sample * total.
 - Each centre word draws a reduced window b in [1, window] (uniform), as gensim does.
-- Windows never cross a sentence (line) boundary.
+- Windows never cross a sentence (line) boundary (the objective, w2v/objective.py, expands them).
 - Negatives come from the unigram distribution raised to 0.75.
 All of it is vectorised numpy / torch over chunks of the id array: there is no
 Python loop per word or pair.
@@ -153,40 +153,3 @@ def epoch_chunks(ids: np.ndarray, sentences: np.ndarray, keep_prob: np.ndarray, 
         else:
             carry = Carry.empty()
         pos = end
-
-
-def skipgram_pairs(chunk: Chunk, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """(centres, contexts) int64 arrays: every context within each centre's reduced window.
-
-    Pairs are ordered by centre position, so a batch holds consecutive text, as in word2vec.
-    """
-    n = len(chunk.ids)
-    is_centre = chunk.is_centre()
-    centre_pos, context_pos = [], []
-    for offset in range(1, window + 1):  # a loop over offsets (<= window), not over words
-        left = np.arange(offset, n)
-        ok = (chunk.window[left] >= offset) & (chunk.sentence[left] == chunk.sentence[left - offset]) \
-            & is_centre[left]
-        centre_pos.append(left[ok]); context_pos.append(left[ok] - offset)
-        right = np.arange(0, n - offset)
-        ok = (chunk.window[right] >= offset) & (chunk.sentence[right] == chunk.sentence[right + offset]) \
-            & is_centre[right]
-        centre_pos.append(right[ok]); context_pos.append(right[ok] + offset)
-    centre_pos = np.concatenate(centre_pos) if centre_pos else np.zeros(0, np.int64)
-    context_pos = np.concatenate(context_pos) if context_pos else np.zeros(0, np.int64)
-    order = np.argsort(centre_pos, kind="stable")
-    return chunk.ids[centre_pos[order]], chunk.ids[context_pos[order]]
-
-
-def cbow_windows(chunk: Chunk, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(centres (m,), contexts (m, 2*window) int64, mask (m, 2*window) bool) for centres with >= 1 context."""
-    n = len(chunk.ids)
-    offsets = np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])
-    pos = np.arange(n)[:, None] + offsets[None, :]
-    inside = (pos >= 0) & (pos < n)
-    pos_clipped = np.clip(pos, 0, max(n - 1, 0))
-    mask = inside & (np.abs(offsets)[None, :] <= chunk.window[:, None]) \
-        & (chunk.sentence[pos_clipped] == chunk.sentence[:, None])
-    has_context = mask.any(axis=1) & chunk.is_centre()
-    contexts = np.where(mask, chunk.ids[pos_clipped], 0)
-    return chunk.ids[has_context], contexts[has_context], mask[has_context]

@@ -121,7 +121,7 @@ def check_run_key(saved: Mapping[str, Any], current: Mapping[str, Any], path: Pa
 
 def save_checkpoint(path: Path, backend, loop_state: dict, key: dict) -> None:
     """Write the checkpoint atomically: a crash while saving leaves the previous one intact."""
-    optimizer = getattr(backend, "_optimizer", None)
+    optimizer = backend.optimizer
     payload = {
         "format": FORMAT, "version": VERSION, "saved_at": time.time(), "run_key": key, "loop": loop_state,
         # Through input_weights()/output_weights(), not state_dict(): offload keeps its
@@ -175,5 +175,4 @@ def restore_backend(backend, payload: dict, lr: float) -> None:
         if not torch.equal(backend.input_weights().cpu(), payload["tables"]["input"]):
             raise W2VError(f"backend={backend.name} cannot be restored from a checkpoint")
     if payload.get("optimizer") is not None:
-        backend._optimizer = backend.make_optimizer(lr)
-        backend._optimizer.load_state_dict(payload["optimizer"])
+        backend.restore_optimizer(payload["optimizer"], lr)

@@ -29,9 +29,16 @@ class ModelConfig:
     init_range: float = 1.0  # input rows start uniform in +-init_range/dim: 1.0 gensim 4 (0.5 word2vec.c)
 
 
+FUSED_KERNELS = ("auto", "c", "torch")  # backend=fused on the CPU: the C kernel when it builds, the C kernel, torch ops
+
+
 @dataclass
 class BackendConfig:
     name: str = "fused"
+    # backend=fused only (conf/backend/fused.yaml): which implementation trains, recorded in config.resolved.yaml.
+    kernel: str = "auto"  # auto | c | torch: on the CPU, the C kernel (auto: when it builds) or batched torch ops
+    triton: bool = True  # on a GPU, the Triton kernels where they run; false: batched torch ops
+    compile: bool = True  # torch.compile the batched torch step on CUDA
 
 
 @dataclass
@@ -69,7 +76,7 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     seed: int = 1
-    log_every: int = 200  # optimiser steps between TensorBoard points
+    log_every: int = 1_000_000  # corpus words (all ranks) between TensorBoard points
     sync_every: int = 1 << 18  # backend=fused under torchrun: corpus words per rank between table syncs
     sync_method: str = "auto"  # auto | rows | dense: how the fused tables are exchanged (w2v/table_sync.py)
     # sum | mean (over the ranks that moved a row) | one per table, input/output: how the ranks' moves combine
@@ -114,6 +121,13 @@ def _float(section: Mapping[str, Any], key: str, where: str) -> float:
     return float(value)
 
 
+def _bool(section: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    value = section.get(key, default)
+    if not isinstance(value, bool):
+        raise W2VError(f"{where}.{key} must be true or false, got {value!r}")
+    return value
+
+
 def _choice(value: Any, group: str) -> str:
     valid = group_choices(group)
     if value not in valid:
@@ -133,7 +147,11 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
     )
     if model.init_range <= 0:
         raise W2VError(f"model.init_range must be > 0, got {model.init_range}")
-    backend = BackendConfig(name=_choice(b.get("name"), "backend"))
+    backend = BackendConfig(name=_choice(b.get("name"), "backend"), kernel=str(b.get("kernel", BackendConfig.kernel)),
+                            triton=_bool(b, "triton", "backend", BackendConfig.triton),
+                            compile=_bool(b, "compile", "backend", BackendConfig.compile))
+    if backend.kernel not in FUSED_KERNELS:
+        raise W2VError(f"backend.kernel must be {', '.join(FUSED_KERNELS)}, got {backend.kernel!r}")
 
     kind = _choice(d.get("kind"), "data")
     paths = d.get("paths") or []

@@ -35,7 +35,6 @@ import torch
 import torch.distributed as dist
 
 from .config import W2VError
-from .model import LOSSES, Batch
 
 T = TypeVar("T")
 # Rank 0 may spend a long time tokenising a big corpus while the others wait for it.
@@ -207,18 +206,14 @@ def shard_blocks(sentences: np.ndarray, rank: int, world_size: int, block_tokens
 
 
 def check_data_parallel(backend) -> None:
-    """Refuse a backend (class or instance) that neither makes autograd gradients nor trains whole chunks.
+    """Refuse a backend (class or instance) that declares no way to combine the ranks' work.
 
-    dense / sparse / onehot: gradients summed every step (DataParallelStep). fused trains
-    whole chunks in place and the ranks combine their moves between chunks (w2v/table_sync.py).
-    offload applies SGD on host tables in its own step: nothing to synchronise.
+    data_parallel "gradients" (dense, sparse, onehot): summed every step (DataParallelStep);
+    "tables" (fused): trained alone and combined between chunks (w2v/table_sync.py);
+    None (offload applies SGD on host tables in its own step): nothing to synchronise.
     """
-    from .backends import EmbeddingBackend
-
     cls = backend if isinstance(backend, type) else type(backend)
-    if hasattr(cls, "train_chunk"):
-        return
-    if getattr(cls, "train_step", None) is not EmbeddingBackend.train_step:
+    if cls.data_parallel is None:
         raise W2VError(f"backend={cls.name} does not support data-parallel training under torchrun "
                        f"(it updates its tables outside autograd); use backend=fused, dense, sparse or onehot")
 
@@ -233,42 +228,28 @@ def broadcast_tables(backend, world: World) -> None:
 
 
 class DataParallelStep:
-    """One SGD step whose gradients are summed over every rank before the update.
+    """The loop's step for a backend whose gradients are summed over every rank before the update.
 
-    Used instead of backend.train_step when world_size > 1; a `None` batch is an
-    empty step for a rank that has run out of examples in this chunk.
+    Used instead of backend.step when world_size > 1 and backend.data_parallel == "gradients";
+    a `None` batch is an empty step for a rank that has run out of examples in this chunk.
     """
 
     def __init__(self, backend, world: World):
-        if hasattr(backend, "train_chunk") or not hasattr(backend, "make_optimizer"):
+        if backend.data_parallel != "gradients":
             raise TypeError(f"backend={backend.name} makes no autograd gradients to sum")
-        check_data_parallel(backend)
         self.backend, self.world = backend, world
-        self.params = [p for p in backend.parameters() if p.requires_grad]
 
-    def optimizer(self, lr: float) -> torch.optim.Optimizer:
-        # The same lazily built attribute the base train_step uses, so checkpoints find it.
-        if not hasattr(self.backend, "_optimizer"):
-            self.backend._optimizer = self.backend.make_optimizer(lr)
-        return self.backend._optimizer
+    def __call__(self, objective, batch, lr_from: float, lr_to: float) -> tuple[torch.Tensor, int]:
+        loss = self.backend.train_step(objective, batch, lr_to, sum_gradients=self.sum_gradients)
+        return loss, batch.size if batch is not None else 0
 
-    def __call__(self, model_name: str, batch: Batch | None, lr: float) -> torch.Tensor:
-        optimizer = self.optimizer(lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        optimizer.zero_grad(set_to_none=True)
-        if batch is not None and batch.size:
-            loss = LOSSES[model_name](self.backend, batch).sum()
-            loss.backward()
-        else:
-            loss = torch.zeros((), device=self.params[0].device)
-        for p in self.params:
+    def sum_gradients(self, params: list[torch.Tensor]) -> None:
+        """Replace each parameter's gradient by the sum over the ranks (zeros for a rank without one)."""
+        for p in params:
             if self.backend.sparse_gradients:
                 p.grad = all_gather_sparse(p.grad, p, self.world)
             else:
                 p.grad = all_reduce_dense(p.grad, p)
-        optimizer.step()
-        return loss.detach()
 
 
 def all_reduce_dense(grad: torch.Tensor | None, param: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,7 @@ from .export import to_keyed_vectors, write_word2vec
 from .distributed import (World, broadcast_tables, check_data_parallel, launched_rank, launched_world_size,
                           shard_blocks, shard_range, start_world)
 from .memory import available_bytes, check_fits
+from .objective import make_objective
 from .run_dir import RunOptions, prepare_run_dir, refuse_before_hydra
 from .signals import StopRequest
 from .token_ids import TokenIds, load_or_build
@@ -122,12 +123,12 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
 
     # Ranks on one host share its memory; ranks on GPUs each have their own.
     shared = world.local_world_size if device.type == "cpu" and world.distributed else 1
+    objective = make_objective(cfg.model.name, cfg.model.window, cfg.model.negative)
     world.on_every_rank(lambda: check_fits(
-        cfg.backend.name, vocab_size, cfg.model.dim, cfg.model.name, cfg.train.batch_size, cfg.model.window,
-        cfg.model.negative, device, available=available_bytes(device) // shared, world_size=world.world_size,
-        sync_method=cfg.train.sync_method))
+        BACKENDS[cfg.backend.name], vocab_size, cfg.model.dim, objective, cfg.train.batch_size, device,
+        available=available_bytes(device) // shared, world_size=world.world_size, sync_method=cfg.train.sync_method))
     input_init, output_init = init_tables(vocab_size, cfg.model.dim, cfg.train.seed, cfg.model.init_range)
-    backend = make_backend(cfg.backend.name, input_init, output_init, device)
+    backend = make_backend(cfg.backend.name, input_init, output_init, device, cfg.backend)
     del input_init, output_init  # the backend holds its own copy; do not keep two
 
     key = run_key(cfg, token_ids.tokenizer_path.parent.name, world.world_size)
@@ -149,7 +150,8 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
              f"Ctrl-C / SIGTERM stops after the current step with a checkpoint")
     try:
         with StopRequest() as stop:
-            stats = train(cfg, token_ids.ids, token_ids.sentences, token_ids.counts, backend, device,
+            stats = train(objective, cfg.train, cfg.vocab.sample, token_ids.ids, token_ids.sentences,
+                          token_ids.counts, backend, device,
                           on_log=lambda step, point: [writer.add_scalar(k, v, step) for k, v in point.items()],
                           show_progress=show_progress, world=world, resume=resume_loop,
                           token_range=rank_shard(cfg, token_ids.sentences, world),
@@ -222,8 +224,7 @@ def resume_from(path: Path, backend, key: dict, lr: float, world: World) -> dict
 
     loop, optimizer_state = world.broadcast_object(world.on_main(load))
     if not world.is_main and optimizer_state is not None:
-        backend._optimizer = backend.make_optimizer(lr)
-        backend._optimizer.load_state_dict(optimizer_state)
+        backend.restore_optimizer(optimizer_state, lr)
     return loop
 
 

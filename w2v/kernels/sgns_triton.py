@@ -1,6 +1,6 @@
 """Triton kernels for backend=fused on a GPU: word2vec's per-example SGD, Hogwild across programs.
 
-The batched torch path (w2v/fused.py) sums the updates of a whole batch before
+The batched torch path (w2v/kernels/sgns_torch.py) sums the updates of a whole batch before
 applying them, so a frequent word's rows take one large step per batch; large
 batches, which a GPU needs, then cost quality. These kernels instead do what
 word2vec.c and the CPU kernel (sgns.c) do: each example reads the current rows,

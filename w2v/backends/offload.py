@@ -29,14 +29,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .backends import BACKENDS, EmbeddingBackend
-from .model import LOSSES, Batch
-
-# The Batch fields each loss in model.py looks up in the (input, output) table.
-LOOKUPS = {
-    "skipgram": (("centres",), ("contexts", "negatives")),
-    "cbow": (("contexts",), ("centres", "negatives")),
-}
+from ..objective import Batch, Objective
+from .base import FLOAT_BYTES, Backend
+from .registry import register
 
 
 @dataclass
@@ -61,10 +56,12 @@ def patch_stale_rows(rows: torch.Tensor, ids: torch.Tensor, previous: StepRows) 
     return torch.where(hit.unsqueeze(1), previous.updated[pos], rows)
 
 
-class OffloadBackend(EmbeddingBackend):
+@register("offload")
+class OffloadBackend(Backend):
     """Tables in host memory, rows moved per step, SGD applied on the host."""
 
-    name = "offload"
+    data_parallel = None  # SGD on host tables in its own step: no gradients for the ranks to sum
+    updates_in_place = True
 
     def __init__(self, input_init: torch.Tensor, output_init: torch.Tensor,
                  device: torch.device | str = "cpu"):
@@ -83,8 +80,21 @@ class OffloadBackend(EmbeddingBackend):
         self.previous: list[StepRows | None] = [None, None]  # last step's, write-back pending
 
     @classmethod
-    def create(cls, input_init: torch.Tensor, output_init: torch.Tensor, device: torch.device):
+    def create(cls, input_init: torch.Tensor, output_init: torch.Tensor, device: torch.device, config=None):
         return cls(input_init, output_init, device)
+
+    def step_device(self) -> torch.device:
+        return self.device
+
+    @classmethod
+    def estimate_bytes(cls, vocab_size, dim, objective, batch_size, device_type="cpu", world_size=1,
+                       sync_method="auto"):
+        table = vocab_size * dim * FLOAT_BYTES
+        return {
+            # Only looked-up rows reach an accelerator; without one, the tables are in the memory checked.
+            "tables": 2 * table if device_type == "cpu" else 0,
+            "batch": 4 * cls.looked_up_bytes(dim, objective, batch_size),  # rows, gradients, autograd intermediates
+            "copies": 2 * table if device_type == "cpu" else 0, "sync": 0}
 
     # -- lookups used by the losses ------------------------------------------------------------
     def lookup_input(self, ids: torch.Tensor) -> torch.Tensor:
@@ -113,13 +123,12 @@ class OffloadBackend(EmbeddingBackend):
         raise NotImplementedError("backend=offload applies plain SGD itself, on the host tables")
 
     # -- one step -------------------------------------------------------------------------------
-    def train_step(self, model_name: str, batch: Batch, lr: float) -> torch.Tensor:
+    def train_step(self, objective: Objective, batch: Batch, lr: float) -> torch.Tensor:
         """One SGD step on the batch; returns the summed loss (a detached scalar on the device)."""
-        for table, fields in enumerate(LOOKUPS[model_name]):
-            ids = torch.cat([getattr(batch, field).reshape(-1) for field in fields])
+        for table, ids in enumerate(objective.lookups(batch)):
             self.current[table] = self.fetch_rows(table, ids)
         try:
-            loss = LOSSES[model_name](self, batch).sum()
+            loss = objective.loss(self, batch).sum()
             loss.backward()
             for table in (0, 1):
                 self.start_update(self.current[table], lr)
@@ -185,5 +194,3 @@ class OffloadBackend(EmbeddingBackend):
             self.write_back(table, self.previous[table])
         self.previous = [None, None]
 
-
-BACKENDS[OffloadBackend.name] = OffloadBackend  # backends.py imports this module to register it

@@ -1,35 +1,34 @@
 """backend=fused: skip-gram / CBOW steps written out by hand, without autograd.
 
-Two paths, the same objective as w2v/model.py:
+Three paths, the same objective as w2v/objective.py:
 - CPU with a C compiler: w2v/kernels/sgns.c trains each chunk word2vec.c-style, one
   example at a time in text order, threads splitting the chunk (Hogwild). Batch size
   plays no part there, so quality does not depend on it.
 - CUDA with Triton (w2v/kernels/sgns_triton.py): the chunk is expanded into examples
   and negatives on the device, then one kernel launch trains them word2vec-style, one
   example at a time per GPU program, Hogwild across programs. Like the C kernel, its
-  result does not depend on a batch size. Untimed so far: no GPU was lent to the
-  sessions that wrote it (its tests run it in Triton's CPU interpreter).
-- Otherwise (CUDA without Triton or with W2V_TRITON=0, or no C compiler): torch ops on
+  result does not depend on a batch size. Its tests run it in Triton's CPU interpreter.
+- Otherwise (CUDA without Triton or with backend.triton=false, or no C compiler): torch ops on
   the device. Each batch gathers its rows, computes the gradients in closed form and
   applies them with index_add_ (updates to a row that recurs in a batch are summed, as
-  with autograd). On CUDA the step is torch.compile'd when that works (W2V_COMPILE=0
-  turns it off).
-The trainer hands whole chunks to `train_chunk` (`expands_chunks = True`) and calls
+  with autograd). On CUDA the step is torch.compile'd when that works (backend.compile=false
+  turns it off). The steps are in w2v/kernels/sgns_torch.py; backend.kernel=torch takes this path on the CPU too.
+The trainer hands whole chunks to `train_chunk` (step_unit "chunk") and calls
 `prepare` once with the word counts, which the noise distribution needs.
 """
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from .batches import Chunk, NoiseSampler, noise_distribution
-from .kernels import MAX_NEGATIVE, load_sgns
-from .model import Batch
+from ..batches import Chunk, NoiseSampler, noise_distribution
+from ..config import BackendConfig, W2VError
+from ..kernels import MAX_NEGATIVE, load_sgns
+from ..objective import Batch, Objective
+from .base import Backend
+from .registry import register
 
 log = logging.getLogger("w2v")
 
@@ -39,78 +38,12 @@ CPU_CHUNK_TOKENS = 1 << 18  # small enough that preparing the next chunk overlap
 DEVICE_CHUNK_TOKENS = 1 << 21
 
 
-def negative_sampling_update(hidden: torch.Tensor, rows: torch.Tensor, valid: torch.Tensor,
-                             lr: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Closed-form SGNS gradients, already scaled by -lr (so they are added).
-
-    hidden (B, D) input vectors; rows (B, 1+K, D) output rows, column 0 the target;
-    valid (B, 1+K) float, 0 where a negative equals the target (skipped, as gensim does).
-    Returns (hidden update (B, D), row updates (B, 1+K, D), summed loss ()).
-    d loss / d score = sigmoid(score) - label, so the step is lr * (label - sigmoid(score)).
-    """
-    scores = torch.bmm(rows, hidden.unsqueeze(2)).squeeze(2)
-    labels = torch.zeros_like(scores)
-    labels[:, 0] = 1.0
-    g = (labels - torch.sigmoid(scores)) * valid * lr
-    hidden_update = torch.bmm(g.unsqueeze(1), rows).squeeze(1)
-    row_updates = g.unsqueeze(2) * hidden.unsqueeze(1)
-    # -log s(x) for the target, -log s(-x) for each valid negative.
-    loss = -(F.logsigmoid(scores[:, 0]).sum() + (F.logsigmoid(-scores[:, 1:]) * valid[:, 1:]).sum())
-    return hidden_update, row_updates, loss
-
-
-def _targets_and_valid(positive: torch.Tensor, negatives: torch.Tensor, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    targets = torch.cat([positive.unsqueeze(1), negatives], dim=1)
-    valid = torch.cat([torch.ones_like(positive, dtype=torch.bool).unsqueeze(1),
-                       negatives != positive.unsqueeze(1)], dim=1).to(dtype)
-    return targets, valid
-
-
-def skipgram_step(in_table: torch.Tensor, out_table: torch.Tensor, centres: torch.Tensor, contexts: torch.Tensor,
-                  negatives: torch.Tensor, lr: torch.Tensor | float) -> torch.Tensor:
-    """One summed-gradient SGD step in place; centres (B,), contexts (B,), negatives (B, K). Returns the loss sum."""
-    targets, valid = _targets_and_valid(contexts, negatives, in_table.dtype)
-    hidden, rows = in_table[centres], out_table[targets]
-    hidden_update, row_updates, loss = negative_sampling_update(hidden, rows, valid, lr)
-    out_table.index_add_(0, targets.reshape(-1), row_updates.reshape(-1, out_table.shape[1]))
-    in_table.index_add_(0, centres, hidden_update)
-    return loss
-
-
-def cbow_step(in_table: torch.Tensor, out_table: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor,
-              centres: torch.Tensor, negatives: torch.Tensor, lr: torch.Tensor | float) -> torch.Tensor:
-    """CBOW step in place: the context mean (B, 2W) predicts centres (B,); every context row gets the full error."""
-    weights = mask.to(in_table.dtype).unsqueeze(2)
-    hidden = (in_table[contexts] * weights).sum(1) / weights.sum(1).clamp_min(1.0)
-    targets, valid = _targets_and_valid(centres, negatives, in_table.dtype)
-    rows = out_table[targets]
-    hidden_update, row_updates, loss = negative_sampling_update(hidden, rows, valid, lr)
-    out_table.index_add_(0, targets.reshape(-1), row_updates.reshape(-1, out_table.shape[1]))
-    in_table.index_add_(0, contexts.reshape(-1), (hidden_update.unsqueeze(1) * weights).reshape(-1, in_table.shape[1]))
-    return loss
-
-
-def window_grid(ids: torch.Tensor, sentence: torch.Tensor, reduced: torch.Tensor,
-                window: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(context ids (n, 2W), valid (n, 2W) bool) for every centre of a chunk, on its device.
-
-    A context is valid inside the centre's reduced window and the same sentence.
-    """
-    n = ids.shape[0]
-    offsets = torch.cat([torch.arange(-window, 0, device=ids.device), torch.arange(1, window + 1, device=ids.device)])
-    pos = torch.arange(n, device=ids.device).unsqueeze(1) + offsets.unsqueeze(0)
-    inside = (pos >= 0) & (pos < n)
-    pos = pos.clamp(0, max(n - 1, 0))
-    valid = inside & (offsets.abs().unsqueeze(0) <= reduced.unsqueeze(1)) & (sentence[pos] == sentence.unsqueeze(1))
-    return ids[pos], valid
-
-
 class _MaybeCompiled:
     """torch.compile a step on CUDA; on any compile failure, warn once and stay eager."""
 
-    def __init__(self, fn, device: torch.device):
+    def __init__(self, fn, device: torch.device, compile: bool = True):
         self.eager, self.fn = fn, fn
-        if device.type == "cuda" and os.environ.get("W2V_COMPILE", "1") != "0" and hasattr(torch, "compile"):
+        if device.type == "cuda" and compile and hasattr(torch, "compile"):
             self.fn = torch.compile(fn, dynamic=False)
 
     def __call__(self, *args):
@@ -140,23 +73,40 @@ def chunk_seed(run_seed: int, chunk: int) -> int:
     return z ^ (z >> 31)
 
 
-class FusedBackend(nn.Module):
-    """The EmbeddingBackend interface (w2v/backends.py), without autograd or an optimiser.
+def fused_chunk_bytes(chunk_tokens: int, window: int, negative: int, on_cpu: bool) -> int:
+    """Working memory of backend=fused for one chunk, at its peak.
 
-    A plain nn.Module rather than an EmbeddingBackend subclass, so that backends.py can
-    import it at the top without an import cycle.
+    CPU: the host arrays of a chunk (up to two chunk sizes when a cut sentence is carried), for
+    the chunk in training and the next one being prepared: ids, sentence, window, the raw
+    slice, its sentence numbers and keep draws, 8 bytes each.
+    Accelerator: the chunk expanded on the device: the (n, 2 * window) grid of positions,
+    context ids and masks (8 + 8 + 1 bytes a cell, plus a bool), and for every cell that
+    can be a pair, its centre and context (16 bytes), negatives with their float64 draws
+    (16 bytes each) and a float32 learning rate: an upper bound, as not every cell is a pair.
     """
+    if on_cpu:
+        return 2 * 2 * chunk_tokens * 6 * 8
+    cells = chunk_tokens * 2 * window
+    return cells * (8 + 8 + 2 + 16 + 16 * negative + 4)
 
-    name = "fused"
-    sparse_gradients = False
-    expands_chunks = True  # the trainer hands over subsampled chunks; windows are built here
 
-    def __init__(self, input_init: torch.Tensor, output_init: torch.Tensor):
+@register("fused")
+class FusedBackend(Backend):
+    """Plain tensors trained in place by hand-written steps: no autograd, no optimiser."""
+
+    step_unit = "chunk"
+    data_parallel = "tables"  # no gradients: the ranks train alone and w2v/table_sync.py combines their rows
+    updates_in_place = True
+
+    def __init__(self, input_init: torch.Tensor, output_init: torch.Tensor, config: BackendConfig | None = None):
         super().__init__()
+        config = config or BackendConfig(name="fused")
         self.register_buffer("input_table", input_init.detach().clone().contiguous())
         self.register_buffer("output_table", output_init.detach().clone().contiguous())
         self.batch_size = 1024
-        self.use_c = True  # False forces the torch path on the CPU too (tests, comparisons)
+        self.use_c = config.kernel != "torch"  # False forces the torch path on the CPU too
+        self.use_triton = config.triton
+        self.compile = config.compile
         self.seed = 0
         self._chunks_done = 0
         self._counts = None
@@ -168,8 +118,30 @@ class FusedBackend(nn.Module):
         self._triton_failed = False  # set after a Triton kernel fails; the torch steps take over
 
     @classmethod
-    def create(cls, input_init: torch.Tensor, output_init: torch.Tensor, device: torch.device):
-        return cls(input_init, output_init).to(device)
+    def create(cls, input_init: torch.Tensor, output_init: torch.Tensor, device: torch.device,
+               config: BackendConfig | None = None):
+        if config is not None and config.kernel == "c":
+            if device.type != "cpu":
+                raise W2VError(f"backend.kernel=c runs on the CPU only, but the device is {device}; "
+                               f"use backend.kernel=auto or train.device=cpu")
+            if load_sgns() is None:
+                raise W2VError("backend.kernel=c but the C kernel could not be built here (see the warning above); "
+                               "use backend.kernel=auto or torch")
+        return cls(input_init, output_init, config).to(device)
+
+    @classmethod
+    def estimate_bytes(cls, vocab_size, dim, objective, batch_size, device_type="cpu", world_size=1,
+                       sync_method="auto"):
+        table = vocab_size * dim * 4
+        on_cpu = device_type == "cpu"
+        chunk = fused_chunk_bytes(CPU_CHUNK_TOKENS if on_cpu else DEVICE_CHUNK_TOKENS, objective.window,
+                                  objective.negative, on_cpu)
+        sync = 0
+        if world_size > 1:  # the copy of both tables as they were at the last sync, and the exchange's buffers
+            from ..table_sync import sync_peak_bytes
+
+            sync = sync_peak_bytes(vocab_size, dim, world_size, sync_method)
+        return {"tables": 2 * table, "batch": chunk, "copies": 2 * table if on_cpu else 0, "sync": sync}
 
     # -- tables -----------------------------------------------------------------------
     def input_weights(self):
@@ -216,21 +188,30 @@ class FusedBackend(nn.Module):
             self._generator.set_state(state["generator"])
 
     # -- training ---------------------------------------------------------------------
-    def train_step(self, model_name: str, batch: Batch, lr: float) -> torch.Tensor:
+    def train_step(self, objective: Objective, batch: Batch, lr: float) -> torch.Tensor:
         """One summed-gradient step on given examples (identical to autograd's SGD step)."""
         with torch.no_grad():
-            if model_name == "skipgram":
-                return skipgram_step(self.input_table, self.output_table, batch.centres, batch.contexts,
-                                     batch.negatives, lr)
-            return cbow_step(self.input_table, self.output_table, batch.contexts, batch.mask, batch.centres,
-                             batch.negatives, lr)
+            return objective.closed_form_step(self.input_table, self.output_table, batch.centres, batch.contexts,
+                                              batch.mask, batch.negatives, lr)
 
-    def train_chunk(self, model_name: str, window: int, negative: int, chunk: Chunk, examples: dict,
-                    lr_from: float, lr_to: float) -> tuple[float | torch.Tensor, int]:
+    def expand(self, objective: Objective, chunk: Chunk) -> Chunk:
+        return chunk  # the windows are built in the kernel, or on the device
+
+    def plan(self, objective: Objective, chunk: Chunk, generator: torch.Generator) -> list[Chunk]:
+        return [chunk] if len(chunk.ids) else []  # one step a chunk; negatives from its own streams
+
+    def step(self, objective: Objective, chunk: Chunk | None, lr_from: float, lr_to: float):
+        if chunk is None:  # under torchrun a rank may run out before the others
+            return 0.0, 0
+        return self.train_chunk(objective, chunk, lr_from, lr_to)
+
+    def train_chunk(self, objective: Objective, chunk: Chunk, lr_from: float,
+                    lr_to: float) -> tuple[float | torch.Tensor, int]:
         """Train every centre of a subsampled chunk, lr decaying linearly from lr_from to lr_to.
 
         Returns (summed loss, examples trained): pairs for skip-gram, windows for CBOW.
         """
+        negative = objective.negative
         if self._sampler is None:
             raise RuntimeError("FusedBackend.prepare(counts=...) must be called before training")
         self._chunks_done += 1
@@ -244,68 +225,52 @@ class FusedBackend(nn.Module):
             if self._alias is None:
                 self._alias = kernel.build_alias(noise_distribution(self._counts))
             seed = chunk_seed(self.seed, self._chunks_done)
-            return kernel.train_chunk(model_name == "cbow", self.input_table, self.output_table, chunk.ids,
+            return kernel.train_chunk(objective.predicts_centre, self.input_table, self.output_table, chunk.ids,
                                       chunk.sentence, chunk.window, negative, self._alias, lr_from, lr_to,
                                       seed, torch.get_num_threads(), centres=(chunk.centre_lo, chunk.centre_hi))
         if self.input_table.device.type != "cpu":
             with torch.no_grad():
-                return self._train_chunk_torch(model_name, window, negative, chunk, lr_from, lr_to)
+                return self._train_chunk_torch(objective, chunk, lr_from, lr_to)
         # On the CPU a step is a few dozen ops on batch-sized tensors: extra intra-op threads only
         # spin and wait (8x slower with 2 threads on a busy 2-core machine, measured), so use one.
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
             with torch.no_grad():
-                return self._train_chunk_torch(model_name, window, negative, chunk, lr_from, lr_to)
+                return self._train_chunk_torch(objective, chunk, lr_from, lr_to)
         finally:
             torch.set_num_threads(threads)
 
     def _use_triton(self, device: torch.device) -> bool:
         """The Triton kernels where they run (CUDA, or the CPU under TRITON_INTERPRET=1) unless
-        W2V_TRITON=0 asks for the batched torch steps; float32 tables only."""
-        if (os.environ.get("W2V_TRITON", "1") == "0" or self._triton_failed
-                or self.input_table.dtype != torch.float32):
+        backend.triton=false asks for the batched torch steps; float32 tables only."""
+        if not self.use_triton or self._triton_failed or self.input_table.dtype != torch.float32:
             return False
-        from .kernels import sgns_triton  # imports triton, so only here: CPU runs with the C kernel never pay
+        from ..kernels import sgns_triton  # imports triton, so only here: CPU runs with the C kernel never pay
 
         return sgns_triton.available(device)
 
-    def _step(self, model_name: str):
-        if model_name not in self._steps:
-            fn = skipgram_step if model_name == "skipgram" else cbow_step
-            self._steps[model_name] = _MaybeCompiled(fn, self.input_table.device)
-        return self._steps[model_name]
+    def _step(self, objective: Objective):
+        fn = objective.closed_form_step
+        if fn not in self._steps:
+            self._steps[fn] = _MaybeCompiled(fn, self.input_table.device, self.compile)
+        return self._steps[fn]
 
-    def _train_chunk_torch(self, model_name: str, window: int, negative: int, chunk: Chunk,
-                           lr_from: float, lr_to: float) -> tuple[torch.Tensor, int]:
+    def _train_chunk_torch(self, objective: Objective, chunk: Chunk, lr_from: float,
+                           lr_to: float) -> tuple[torch.Tensor, int]:
         device = self.input_table.device
-        ids, sentence, reduced = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(device, non_blocking=True)
-                                  for a in (chunk.ids, chunk.sentence, chunk.window))
-        contexts, valid = window_grid(ids, sentence, reduced, window)
-        valid[:chunk.centre_lo] = False  # context carried across a cut: trained in the chunk before
-        valid[chunk.centre_hi:] = False  # waits for its right context in the next chunk
-        if model_name == "skipgram":  # one pair per valid cell, in text order (row-major)
-            centres = ids.unsqueeze(1).expand_as(contexts)[valid]
-            contexts, mask = contexts[valid], None
-        else:  # one window per centre with at least one context
-            keep = valid.any(1)
-            centres, contexts, mask = ids[keep], contexts[keep], valid[keep]
+        centres, contexts, mask = objective.device_examples(chunk, device)
         n = int(centres.shape[0])  # one host sync per chunk, none per step
         loss = torch.zeros((), device=device, dtype=torch.float64)
         if n == 0:
             return loss, 0
-        negatives = self._sampler.sample((n, negative), self._generator)
+        negatives = self._sampler.sample((n, objective.negative), self._generator)
         if self._use_triton(device):
-            from .kernels import sgns_triton
-
             # word2vec's per-example updates, Hogwild across GPU programs: one launch per chunk,
             # each example with its own point on the chunk's linear lr decay.
             lrs = torch.linspace(lr_from, lr_to, n + 1, device=device, dtype=torch.float32)[:-1]
             try:
-                if model_name == "skipgram":
-                    return sgns_triton.skipgram_examples(self.input_table, self.output_table, centres, contexts,
-                                                         negatives, lrs), n
-                return sgns_triton.cbow_examples(self.input_table, self.output_table, contexts, mask, centres,
+                return objective.triton_examples(self.input_table, self.output_table, centres, contexts, mask,
                                                  negatives, lrs), n
             except Exception as exc:  # Triton's compiler or toolchain missing on this machine, ...
                 # A failed compile happens before the launch, so the tables are untouched: the
@@ -313,17 +278,15 @@ class FusedBackend(nn.Module):
                 self._triton_failed = True
                 first_line = (str(exc).strip().splitlines() or [""])[0][:200]
                 log.warning(f"the Triton kernel failed ({type(exc).__name__}: {first_line}); the fused backend "
-                            "uses batched torch steps from here on (W2V_TRITON=0 skips the attempt)")
+                            "uses batched torch steps from here on (backend.triton=false skips the attempt)")
         n_steps = (n + self.batch_size - 1) // self.batch_size
         lrs = torch.linspace(lr_from, lr_to, n_steps + 1, device=device, dtype=self.input_table.dtype)[:-1]
-        step = self._step(model_name)
+        step = self._step(objective)
         for i in range(n_steps):
             s = slice(i * self.batch_size, min(n, (i + 1) * self.batch_size))
             # A compiled step is specialised to full batches; the chunk's shorter tail runs eagerly
             # rather than compiling again for every new tail length.
             fn = step if s.stop - s.start == self.batch_size else step.eager
-            if model_name == "skipgram":
-                loss += fn(self.input_table, self.output_table, centres[s], contexts[s], negatives[s], lrs[i])
-            else:
-                loss += fn(self.input_table, self.output_table, contexts[s], mask[s], centres[s], negatives[s], lrs[i])
+            loss += fn(self.input_table, self.output_table, centres[s], contexts[s], None if mask is None else mask[s],
+                       negatives[s], lrs[i])
         return loss, n

@@ -1,0 +1,253 @@
+"""The training objective, skip-gram or CBOW with negative sampling: the one place that knows which.
+
+An objective owns, side by side for its model:
+- the window expansion of a subsampled chunk into examples, on the host in numpy (`examples`,
+  for the backends that step batch by batch) and on the device in torch (`device_examples`,
+  for backend=fused);
+- the rows a step touches in each table (`lookups`, `rows_per_example`);
+- the loss, written against a backend's row lookups so that every autograd backend trains
+  exactly the same objective (`loss`), and the same loss's closed-form updates in the kernels
+  (`closed_form_step`, `triton_examples`, and `predicts_centre`, the C kernel's mode).
+Backends, the training loop and the memory guard ask the objective; none of them branches on a model name.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .batches import Chunk
+from .kernels.sgns_torch import cbow_step, skipgram_step
+
+
+@dataclass
+class Batch:
+    """One optimiser step of examples, on the training device.
+
+    skip-gram: centres (B,) input words, contexts (B,) predicted words.
+    CBOW:      contexts (B, 2*window) input words with mask (B, 2*window), centres (B,) predicted.
+    negatives: (B, K) noise words for the predicted word of each example.
+    """
+
+    centres: torch.Tensor
+    contexts: torch.Tensor
+    negatives: torch.Tensor
+    mask: torch.Tensor | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.centres.shape[0])
+
+
+def negative_sampling_loss(hidden: torch.Tensor, positive_rows: torch.Tensor, negative_rows: torch.Tensor,
+                           negative_valid: torch.Tensor) -> torch.Tensor:
+    """Per-example loss -log s(h.u+) - sum_k log s(-h.u_k).
+
+    hidden (B, D), positive_rows (B, D), negative_rows (B, K, D), negative_valid (B, K) bool.
+    A negative equal to the positive word is skipped, as word2vec and gensim do.
+    """
+    positive_score = (hidden * positive_rows).sum(-1)
+    negative_score = torch.bmm(negative_rows, hidden.unsqueeze(-1)).squeeze(-1)
+    negative_term = F.logsigmoid(-negative_score) * negative_valid
+    return -(F.logsigmoid(positive_score) + negative_term.sum(-1))
+
+
+def cbow_hidden(context_rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the context rows (B, 2W, D) -> (B, D), with word2vec's update rule.
+
+    The forward value is the mean. The backward pass hands the full error to
+    every context word, not error / count: that is what word2vec.c and gensim
+    (cbow_mean=1) do, and matching it keeps CBOW's quality and learning rate on par.
+    """
+    weights = mask.to(context_rows.dtype).unsqueeze(-1)
+    summed = (context_rows * weights).sum(1)
+    count = weights.sum(1).clamp_min(1.0)
+    return summed.detach() / count + (summed - summed.detach())
+
+
+# -- window expansion: numpy on the host, torch on the device ---------------------------------------
+
+def skipgram_pairs(chunk: Chunk, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(centres, contexts) int64 arrays: every context within each centre's reduced window.
+
+    Pairs are ordered by centre position, so a batch holds consecutive text, as in word2vec.
+    """
+    n = len(chunk.ids)
+    is_centre = chunk.is_centre()
+    centre_pos, context_pos = [], []
+    for offset in range(1, window + 1):  # a loop over offsets (<= window), not over words
+        left = np.arange(offset, n)
+        ok = (chunk.window[left] >= offset) & (chunk.sentence[left] == chunk.sentence[left - offset]) \
+            & is_centre[left]
+        centre_pos.append(left[ok]); context_pos.append(left[ok] - offset)
+        right = np.arange(0, n - offset)
+        ok = (chunk.window[right] >= offset) & (chunk.sentence[right] == chunk.sentence[right + offset]) \
+            & is_centre[right]
+        centre_pos.append(right[ok]); context_pos.append(right[ok] + offset)
+    centre_pos = np.concatenate(centre_pos) if centre_pos else np.zeros(0, np.int64)
+    context_pos = np.concatenate(context_pos) if context_pos else np.zeros(0, np.int64)
+    order = np.argsort(centre_pos, kind="stable")
+    return chunk.ids[centre_pos[order]], chunk.ids[context_pos[order]]
+
+
+def cbow_windows(chunk: Chunk, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(centres (m,), contexts (m, 2*window) int64, mask (m, 2*window) bool) for centres with >= 1 context."""
+    n = len(chunk.ids)
+    offsets = np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])
+    pos = np.arange(n)[:, None] + offsets[None, :]
+    inside = (pos >= 0) & (pos < n)
+    pos_clipped = np.clip(pos, 0, max(n - 1, 0))
+    mask = inside & (np.abs(offsets)[None, :] <= chunk.window[:, None]) \
+        & (chunk.sentence[pos_clipped] == chunk.sentence[:, None])
+    has_context = mask.any(axis=1) & chunk.is_centre()
+    contexts = np.where(mask, chunk.ids[pos_clipped], 0)
+    return chunk.ids[has_context], contexts[has_context], mask[has_context]
+
+
+def window_grid(ids: torch.Tensor, sentence: torch.Tensor, reduced: torch.Tensor,
+                window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(context ids (n, 2W), valid (n, 2W) bool) for every centre of a chunk, on its device.
+
+    A context is valid inside the centre's reduced window and the same sentence.
+    """
+    n = ids.shape[0]
+    offsets = torch.cat([torch.arange(-window, 0, device=ids.device), torch.arange(1, window + 1, device=ids.device)])
+    pos = torch.arange(n, device=ids.device).unsqueeze(1) + offsets.unsqueeze(0)
+    inside = (pos >= 0) & (pos < n)
+    pos = pos.clamp(0, max(n - 1, 0))
+    valid = inside & (offsets.abs().unsqueeze(0) <= reduced.unsqueeze(1)) & (sentence[pos] == sentence.unsqueeze(1))
+    return ids[pos], valid
+
+
+# -- the objectives ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Objective(ABC):
+    """A word2vec objective: `window` is the largest window, `negative` the negatives per example."""
+
+    window: int = 5
+    negative: int = 5
+
+    name: ClassVar[str]
+    predicts_centre: ClassVar[bool]  # the context predicts the centre (CBOW), not the other way round
+    # (in_table, out_table, centres, contexts, mask, negatives, lr) -> summed loss; updates both tables in place
+    closed_form_step: ClassVar
+
+    @abstractmethod
+    def examples(self, chunk: Chunk) -> dict[str, np.ndarray]:
+        """A chunk's examples on the host, in text order: the fields of a Batch, less the negatives."""
+
+    @abstractmethod
+    def select(self, ids: torch.Tensor, contexts: torch.Tensor,
+               valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(centres, contexts, mask or None): the examples of a window grid, in text order."""
+
+    def device_examples(self, chunk: Chunk, device: torch.device) -> tuple[torch.Tensor, torch.Tensor,
+                                                                          torch.Tensor | None]:
+        """The examples of `examples`, built on `device` in torch: (centres, contexts, mask or None)."""
+        ids, sentence, reduced = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(device, non_blocking=True)
+                                  for a in (chunk.ids, chunk.sentence, chunk.window))
+        contexts, valid = window_grid(ids, sentence, reduced, self.window)
+        valid[:chunk.centre_lo] = False  # context carried across a cut: trained in the chunk before
+        valid[chunk.centre_hi:] = False  # waits for its right context in the next chunk
+        return self.select(ids, contexts, valid)
+
+    @abstractmethod
+    def lookups(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input table ids, output table ids), flat: every row the batch's loss reads."""
+
+    @abstractmethod
+    def rows_per_example(self) -> tuple[int, int]:
+        """(input rows, output rows) one example reads, at most."""
+
+    @abstractmethod
+    def hidden(self, backend, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(hidden (B, D) from the input table, the predicted word of each example (B,))."""
+
+    def loss(self, backend, batch: Batch) -> torch.Tensor:
+        """(B,) per-example loss through the backend's lookup_input / lookup_output (autograd)."""
+        hidden, positive = self.hidden(backend, batch)
+        targets = torch.cat([positive.unsqueeze(1), batch.negatives], dim=1)
+        rows = backend.lookup_output(targets)
+        valid = batch.negatives != positive.unsqueeze(1)
+        return negative_sampling_loss(hidden, rows[:, 0], rows[:, 1:], valid)
+
+    @abstractmethod
+    def triton_examples(self, in_table: torch.Tensor, out_table: torch.Tensor, centres: torch.Tensor,
+                        contexts: torch.Tensor, mask: torch.Tensor | None, negatives: torch.Tensor,
+                        lrs: torch.Tensor) -> torch.Tensor:
+        """word2vec's per-example updates in one Triton launch (w2v/kernels/sgns_triton.py); the summed loss."""
+
+
+class SkipGram(Objective):
+    """Each centre's input row predicts every context word in its reduced window."""
+
+    name = "skipgram"
+    predicts_centre = False
+    closed_form_step = staticmethod(skipgram_step)
+
+    def examples(self, chunk):
+        centres, contexts = skipgram_pairs(chunk, self.window)
+        return {"centres": centres, "contexts": contexts}
+
+    def select(self, ids, contexts, valid):
+        # one pair per valid cell, in text order (row-major)
+        return ids.unsqueeze(1).expand_as(contexts)[valid], contexts[valid], None
+
+    def lookups(self, batch):
+        return batch.centres.reshape(-1), torch.cat([batch.contexts.reshape(-1), batch.negatives.reshape(-1)])
+
+    def rows_per_example(self):
+        return 1, 1 + self.negative
+
+    def hidden(self, backend, batch):
+        return backend.lookup_input(batch.centres), batch.contexts
+
+    def triton_examples(self, in_table, out_table, centres, contexts, mask, negatives, lrs):
+        from .kernels import sgns_triton  # imports triton: only where a Triton kernel runs
+
+        return sgns_triton.skipgram_examples(in_table, out_table, centres, contexts, negatives, lrs)
+
+
+class CBOW(Objective):
+    """The mean of the context rows predicts the centre word (gensim's cbow_mean=1)."""
+
+    name = "cbow"
+    predicts_centre = True
+    closed_form_step = staticmethod(cbow_step)
+
+    def examples(self, chunk):
+        centres, contexts, mask = cbow_windows(chunk, self.window)
+        return {"centres": centres, "contexts": contexts, "mask": mask}
+
+    def select(self, ids, contexts, valid):
+        keep = valid.any(1)  # one window per centre with at least one context
+        return ids[keep], contexts[keep], valid[keep]
+
+    def lookups(self, batch):
+        return batch.contexts.reshape(-1), torch.cat([batch.centres.reshape(-1), batch.negatives.reshape(-1)])
+
+    def rows_per_example(self):
+        return 2 * self.window, 1 + self.negative
+
+    def hidden(self, backend, batch):
+        return cbow_hidden(backend.lookup_input(batch.contexts), batch.mask), batch.centres
+
+    def triton_examples(self, in_table, out_table, centres, contexts, mask, negatives, lrs):
+        from .kernels import sgns_triton  # imports triton: only where a Triton kernel runs
+
+        return sgns_triton.cbow_examples(in_table, out_table, contexts, mask, centres, negatives, lrs)
+
+
+OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (SkipGram, CBOW)}
+
+
+def make_objective(name: str, window: int = 5, negative: int = 5) -> Objective:
+    """The objective `name` (model.name: skipgram | cbow) with its window and negatives."""
+    if name not in OBJECTIVES:
+        raise KeyError(f"unknown model {name!r}; valid: {', '.join(sorted(OBJECTIVES))}")
+    return OBJECTIVES[name](window=window, negative=negative)

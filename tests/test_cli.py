@@ -28,6 +28,7 @@ def test_first_line_of_any_exception_is_one_nonblank_line(exc, expected):
 def test_a_tokenizer_that_fails_without_a_message_is_still_one_line(tmp_path, monkeypatch):
     import tokenizers
 
+    import w2v.vocab  # noqa: F401  imported before the patch: its `from tokenizers import Tokenizer` must bind the real one
     from w2v.vqa.embeddings import load_tokenizer
 
     class Unreadable:

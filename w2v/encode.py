@@ -62,12 +62,48 @@ def _number_block(block: str) -> tuple[np.ndarray, list[str]]:
     return local_ids, list(position)
 
 
+class PackedWords:
+    """Words by id, packed: their UTF-8 bytes, each followed by a space (no word holds one).
+
+    The pass keeps every distinct word it sees, most of them too rare for the vocabulary: at 275M
+    words of long-tailed text, 27M of them. As Python strings they would take about 60 bytes each
+    (1.6 GB); packed, their bytes and an 8-byte offset each. Only the chosen few become strings.
+    """
+
+    def __init__(self, text: bytes):
+        self.text = text
+        ends = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord(" "))
+        self.starts = np.concatenate([[0], ends + 1])  # word i is text[starts[i]:starts[i + 1] - 1]
+
+    @classmethod
+    def of(cls, words: Iterable[str]) -> PackedWords:
+        return cls("".join(word + " " for word in words).encode("utf-8", "surrogatepass"))
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def select(self, ids: np.ndarray, piece: int = 1 << 20) -> list[str]:
+        """The words of the given ids, in that order (a million at a time, so no index array grows with them all)."""
+        data, found = np.frombuffer(self.text, dtype=np.uint8), []
+        for lo in range(0, len(ids), piece):
+            part = np.asarray(ids[lo:lo + piece], dtype=np.int64)
+            starts, lengths = self.starts[part], self.starts[part + 1] - self.starts[part]  # each with its space
+            # Byte positions of every selected word, in order: each word's start, then +1 up to its space.
+            first = np.cumsum(lengths) - lengths
+            positions = np.repeat(starts - first, lengths) + np.arange(int(lengths.sum()))
+            found += data[positions].tobytes().decode("utf-8", "surrogatepass").split(" ")[:-1]
+        return found
+
+    def tolist(self) -> list[str]:
+        return self.text.decode("utf-8", "surrogatepass").split(" ")[:-1]
+
+
 @dataclass
 class ProvisionalIds:
     """The result of the pass: ids in first-seen numbering, on disk."""
 
     path: Path  # int32 ids, LINE_END_ID after every line
-    words: list[str]  # provisional id -> word (words[0] is LINE_END)
+    words: PackedWords  # provisional id -> word (word 0 is LINE_END)
     counts: np.ndarray  # (len(words),) int64 occurrences of each word (LINE_END: lines)
     tokens: int  # entries in the file, line ends included
 
@@ -88,7 +124,7 @@ def number_corpus(blocks: Iterable[str], out_path: Path, pre_tokenizer: str = "p
 
 
 def _number_python(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, workers: int,
-                   kernel=None) -> tuple[list[str], np.ndarray, int]:
+                   kernel=None) -> tuple[PackedWords, np.ndarray, int]:
     """Workers split and number blocks (w2v/words.py); this process maps each block's numbering into one.
     Returns (words by id, their counts, tokens written)."""
     # Every word seen, numbered in first-seen order (a dict keeps insertion order, so its keys
@@ -106,11 +142,11 @@ def _number_python(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, wo
     counts = np.zeros(len(index), dtype=np.int64)
     for piece in _pieces(out_path):
         counts += np.bincount(piece, minlength=len(index))  # one bincount per 16M ids
-    return list(index), counts, tokens
+    return PackedWords.of(index), counts, tokens
 
 
 def _number_compiled(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, workers: int,
-                     kernel) -> tuple[list[str], np.ndarray, int]:
+                     kernel) -> tuple[PackedWords, np.ndarray, int]:
     """One C table (w2v/kernels/words.c) numbers and counts every block's words, in corpus order.
 
     The numbering runs in a second thread (ctypes releases the GIL), while this one reads the
@@ -140,7 +176,7 @@ def _number_compiled(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, 
             tokens += pending.popleft().result()
         counts = numbering.counts()
         counts[LINE_END_ID] -= 1  # the line end numbered first, not in the corpus
-        return numbering.words(), counts, tokens
+        return PackedWords(numbering.text()), counts, tokens
 
 
 def _prepare_block(block: str) -> tuple[bytes, bytes]:

@@ -168,7 +168,7 @@ def _encode_to_disk(corpus: Corpus, vocab: VocabConfig, folder: Path, show_progr
     finally:
         provisional.path.unlink(missing_ok=True)
     counts = np.concatenate([[0], provisional.counts[chosen]]).astype(np.int64)
-    tokenizer = tokenizer_for_words([provisional.words[i] for i in chosen], vocab.pre_tokenizer)
+    tokenizer = tokenizer_for_words(provisional.words.select(chosen), vocab.pre_tokenizer)
     np.save(folder / "sentences.npy", sentences)
     np.save(folder / "counts.npy", counts)
     meta = {"tokens": int(sentences[-1]), "sentences": len(sentences) - 1, "vocab_size": len(chosen) + 1,

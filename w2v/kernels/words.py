@@ -86,12 +86,15 @@ class Numbering:
         self.lib.w2v_words_counts(self.table, counts.ctypes.data)
         return counts
 
-    def words(self) -> list[str]:
-        """Every word numbered so far, in id order."""
+    def text(self) -> bytes:
+        """Every word numbered so far, in id order, as UTF-8, each followed by a space (no word holds one)."""
         size = _i64()
         address = self.lib.w2v_words_text(self.table, ctypes.byref(size))
-        # Each word is followed by a space (no word holds one), the last one too.
-        return ctypes.string_at(address, size.value).decode("utf-8", "surrogatepass").split(" ")[:-1]
+        return ctypes.string_at(address, size.value)
+
+    def words(self) -> list[str]:
+        """Every word numbered so far, in id order."""
+        return self.text().decode("utf-8", "surrogatepass").split(" ")[:-1]
 
     def close(self) -> None:
         if self.table:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import os
+import shutil
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -235,24 +236,39 @@ def _numbered(blocks: Iterable[str], pre_tokenizer: str, workers: int) -> Iterat
     return _in_order(_number_block, blocks, pre_tokenizer, None, workers)
 
 
-def write_final_ids(provisional: ProvisionalIds, final_of: np.ndarray, ids_path: Path,
-                    piece: int = 1 << 24) -> np.ndarray:
-    """Map provisional ids to final ones into ids_path, dropping ids mapped to < 0 (rare words).
+def write_final_ids(provisional: ProvisionalIds, final_of: np.ndarray, ids_path: Path, sentences_path: Path,
+                    piece: int = 1 << 24) -> tuple[int, int]:
+    """Map provisional ids to final ones into ids_path, dropping ids mapped to < 0 (rare words), and write
+    the sentence offsets to sentences_path (int64 .npy): sentence s is ids[offsets[s]:offsets[s+1]],
+    empty lines dropped. Returns (ids written, sentences).
 
     final_of: (len(words),) int32 final id of each provisional id, -1 to drop it.
-    Returns the sentence offsets (int64): sentence s is ids[offsets[s]:offsets[s+1]], empty lines dropped.
+    The offsets go to disk piece by piece, as the ids do: 8 bytes a line would otherwise be the one
+    thing here that grows with the corpus (88 MB for 11M lines, three times over while filtered).
     """
-    ends, written = [np.zeros(1, np.int64)], 0
-    with open(ids_path, "wb") as out:
+    written, last, offsets = 0, 0, 1
+    raw_path = sentences_path.with_name(sentences_path.name + ".raw")
+    with open(ids_path, "wb") as out, open(raw_path, "wb") as raw:
+        raw.write(np.zeros(1, np.int64).tobytes())
         for part in _pieces(provisional.path, piece):
             mapped = final_of[part]
             kept_at = np.flatnonzero(mapped >= 0)
             # A line ends after the kept words before its LINE_END (a search in the kept positions:
             # a cumulative sum over every id is several times slower).
-            ends.append(written + np.searchsorted(kept_at, np.flatnonzero(part == LINE_END_ID)))
+            ends = written + np.searchsorted(kept_at, np.flatnonzero(part == LINE_END_ID))
+            # Offsets only grow; one equal to the last kept one ends a line with no kept word.
+            ends = ends[np.diff(ends, prepend=last) > 0]
+            raw.write(ends.tobytes())
+            offsets += len(ends)
+            last = int(ends[-1]) if len(ends) else last
             out.write(mapped[kept_at].astype(np.int32, copy=False).tobytes())
             written += len(kept_at)
-    ends.append(np.array([written], np.int64))  # a last line without a line end
-    offsets = np.concatenate(ends)
-    # Offsets only grow; equal neighbours are lines with no kept word.
-    return offsets[np.concatenate([[True], np.diff(offsets) > 0])]
+        if written > last:  # a last line without a line end
+            raw.write(np.array([written], np.int64).tobytes())
+            offsets += 1
+    with open(raw_path, "rb") as raw, open(sentences_path, "wb") as out:
+        np.lib.format.write_array_header_1_0(out, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.int64)),
+                                                   "fortran_order": False, "shape": (offsets,)})
+        shutil.copyfileobj(raw, out, 1 << 24)
+    raw_path.unlink()
+    return written, offsets - 1

@@ -134,6 +134,7 @@ def test_the_c_pass_gives_the_python_pass_ids_and_counts(tmp_path, pre_tokenizer
                              kernel=load_words() if way == "c" else None) for way in ("c", "python")]
     c, python = results
     assert c.words.tolist() == python.words.tolist() and c.tokens == python.tokens
+    np.testing.assert_array_equal(c.words.starts, python.words.starts)  # the C table's offsets
     np.testing.assert_array_equal(c.counts, python.counts)
     assert c.path.read_bytes() == python.path.read_bytes()
 

@@ -71,14 +71,15 @@ class PackedWords:
     (1.6 GB); packed, their bytes and an 8-byte offset each. Only the chosen few become strings.
     """
 
-    def __init__(self, text: bytes):
+    def __init__(self, text: bytes, starts: np.ndarray):
         self.text = text
-        ends = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord(" "))
-        self.starts = np.concatenate([[0], ends + 1])  # word i is text[starts[i]:starts[i + 1] - 1]
+        self.starts = starts  # (len + 1,) int64: word i is text[starts[i]:starts[i + 1] - 1]
 
     @classmethod
     def of(cls, words: Iterable[str]) -> PackedWords:
-        return cls("".join(word + " " for word in words).encode("utf-8", "surrogatepass"))
+        text = "".join(word + " " for word in words).encode("utf-8", "surrogatepass")
+        ends = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord(" "))
+        return cls(text, np.concatenate([np.zeros(1, np.int64), ends + 1]))
 
     def __len__(self) -> int:
         return len(self.starts) - 1
@@ -177,7 +178,7 @@ def _number_compiled(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, 
             tokens += pending.popleft().result()
         counts = numbering.counts()
         counts[LINE_END_ID] -= 1  # the line end numbered first, not in the corpus
-        return PackedWords(numbering.text()), counts, tokens
+        return PackedWords(numbering.text(), numbering.starts()), counts, tokens
 
 
 def _prepare_block(block: str) -> tuple[bytes, bytes]:

@@ -196,6 +196,19 @@ void w2v_words_free(void *table) {
 
 int64_t w2v_words_distinct(void *table) { return ((Table *)table)->distinct; }
 
+/* Bytes of the table that grow with the distinct words: its slots, their entries, their text. */
+int64_t w2v_words_bytes(void *table) {
+    Table *t = table;
+    return (int64_t)((t->mask + 1) * sizeof(Slot)) + t->distinct * (int64_t)sizeof(Entry) + t->words_len;
+}
+
+/* Where each word starts in w2v_words_text, and its length at the end (w2v_words_distinct + 1 offsets). */
+void w2v_words_starts(void *table, int64_t *starts) {
+    Table *t = table;
+    for (int64_t k = 0; k < t->distinct; k++) starts[k] = t->entries[k].start;
+    starts[t->distinct] = t->words_len;
+}
+
 /* Copy each word's occurrences so far into counts (w2v_words_distinct of them). */
 void w2v_words_counts(void *table, int64_t *counts) {
     Table *t = table;

@@ -25,7 +25,9 @@ per in-vocabulary token (what it trains on; their share of the corpus grows with
 Verdict: the largest per-word cost within 15% of the smallest.
 
 Memory: the peak anonymous memory of the phase, summed over the process and its encoder workers
-(Pss_Anon of /proc/<pid>/smaps_rollup, sampled every 0.1 s). The id files are memory-mapped or
+(RssAnon of /proc/<pid>/status, sampled every 0.1 s, and once more at the moments of a phase's peak:
+the end of the text pass, the backend's copy of the tables; on 2 cores the compiled pass starts no
+workers, so no page is counted twice). The id files are memory-mapped or
 written through the page cache: reclaimable file cache, not the program's memory. "Rest" is
 that peak less what must grow with the vocabulary or the distinct words:
   text pass      the C table of distinct words (its slots, entries and text, read from the table),
@@ -33,9 +35,10 @@ that peak less what must grow with the vocabulary or the distinct words:
                  all held at the pass's end, where it is sampled once more;
   vocabulary     the packed distinct words, 13 bytes each of counts, ids map and selection, and the
                  tokenizer: bytes per vocabulary word measured here (words as strings, built, saved);
-  training       the four tables at the peak (the initial pair and the backend's copy, as the memory
-                 guard counts them: 4 x vocab x dim x 4 bytes), the loaded tokenizer (bytes per word
-                 measured here), and 48 bytes a word of counts, noise and subsampling arrays.
+  training       (the epoch itself, from the trainer's start to its end) the two tables (2 x vocab x
+                 dim x 4 bytes), the loaded tokenizer (bytes per word measured here), and 48 bytes a
+                 word of counts, noise and subsampling arrays. The whole run's peak, set-up and export
+                 included, is in the CSV (run_anon), and in the memory guard's table.
 Verdict: every scale's rest within 10% of the smallest scale's.
 
 The memory guard (w2v/memory.py) is checked against the training run: its estimate for the run
@@ -92,10 +95,12 @@ def zipf_corpus(folder: Path, words: int, ranks: int, seed: int) -> Path:
     return path
 
 
-def pss_anon_kib(pid: int | str = "self") -> int:
+def anon_kib(pid: int | str = "self") -> int:
+    """RssAnon of a process: a counter the kernel keeps. (smaps_rollup's Pss_Anon walks every page table
+    entry at each read: sampled 10 times a second, it cost 11% of the text pass's CPU time at 10x.)"""
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            return next((int(line.split()[1]) for line in f if line.startswith("Pss_Anon:")), 0)
+        with open(f"/proc/{pid}/status") as f:
+            return next((int(line.split()[1]) for line in f if line.startswith("RssAnon:")), 0)
     except OSError:  # a worker that just exited
         return 0
 
@@ -125,7 +130,7 @@ class PeakSampler(threading.Thread):
         self.start()
 
     def sample(self) -> None:
-        kib = pss_anon_kib() + sum(pss_anon_kib(pid) for pid in child_pids())
+        kib = anon_kib() + sum(anon_kib(pid) for pid in child_pids())
         with self.lock:
             self.peak_kib = max(self.peak_kib, kib)
 
@@ -226,24 +231,35 @@ def child_train(args) -> dict:
                   "seed": 1, "log_every": 200},
         "export": {"text": False, "projector_words": 0}, "evaluate": False, "cache_dir": args.cache})
     sampler, marks = PeakSampler(), {}
-    init_tables, train = train_module.init_tables, train_module.train
+    init_tables, make_backend, train = train_module.init_tables, train_module.make_backend, train_module.train
 
     def measured_init_tables(*a, **k):  # the point where the memory guard's estimate starts
-        marks["before_tables_anon"] = pss_anon_kib() / 1024
+        marks["before_tables_anon"] = anon_kib() / 1024
         return init_tables(*a, **k)
 
+    def measured_make_backend(*a, **k):  # the initial tables and the backend's copy, all four at once
+        backend = make_backend(*a, **k)
+        sampler.sample()
+        marks["four_tables_anon"] = anon_kib() / 1024
+        return backend
+
     def timed_train(*a, **k):
+        marks["setup_anon"] = sampler.take()  # loading the cache, the tables and the backend's copy
         started = cpu_seconds()
         stats = train(*a, **k)
-        marks["train_cpu"] = cpu_seconds() - started
+        marks["train_cpu"], marks["train_anon"] = cpu_seconds() - started, sampler.take()  # the epoch alone
         return stats
 
-    train_module.init_tables, train_module.train = measured_init_tables, timed_train
+    train_module.init_tables, train_module.make_backend, train_module.train = (measured_init_tables,
+                                                                               measured_make_backend, timed_train)
     run_dir = Path(args.cache) / "run"  # inside the scale's cache folder: removed with it
     metrics = train_module.run(cfg, run_dir, show_progress=False)
     guard = estimate_bytes("fused", metrics["vocab_size"], DIM, "skipgram", 1024, 5, 5, "cpu")
-    return {"train_s": metrics["train_s"], "train_cpu": marks["train_cpu"], "train_anon": sampler.take(),
-            "before_tables_anon": marks["before_tables_anon"], "guard_mib": sum(guard.values()) / MIB,
+    run_anon = max(marks["setup_anon"], marks["train_anon"], sampler.take())  # export included
+    return {"train_s": metrics["train_s"], "train_cpu": marks["train_cpu"], "train_anon": marks["train_anon"],
+            "run_anon": run_anon,
+            "before_tables_anon": marks["before_tables_anon"], "four_tables_anon": marks["four_tables_anon"],
+            "guard_mib": sum(guard.values()) / MIB,
             "train_tokens": metrics["corpus_words"], "kept_words": metrics["effective_words"],
             "train_vocab": metrics["vocab_size"]}
 
@@ -260,7 +276,7 @@ def own_growth(row: dict, phase: str, cost: tuple[float, float]) -> float:
     distinct, vocab = row["distinct"] + 1, row["vocab"] + 1
     grows = {"text": row["table_bytes"] + row["packed_bytes"] + 8 * distinct,
              "final": row["packed_bytes"] + 13 * distinct + built * vocab,
-             "train": 4 * vocab * DIM * 4 + (loaded + TRAIN_ARRAY_BYTES) * vocab}[phase]
+             "train": 2 * vocab * DIM * 4 + (loaded + TRAIN_ARRAY_BYTES) * vocab}[phase]
     return grows / MIB
 
 
@@ -295,12 +311,13 @@ def report(rows: list[dict], cost: tuple[float, float]) -> list[str]:
                          f"{r[p + '_anon']:,.0f} | {r[p + '_own_mib']:,.0f} | {r[p + '_rest_mib']:,.0f} | "
                          f"{r[p + '_rest_mib'] / base[p + '_rest_mib'] - 1:+.0%} |")
     guard = ["", "Memory guard (w2v/memory.py) against the training run: its estimate, and the anonymous memory the "
-                 "run added from just before the tables to its peak.", "",
-             "| scale | vocabulary | guard estimate MiB | measured MiB | estimate >= measured |", "|---:|---:|---:|---:|---|"]
+                 "run added from just before it allocated the tables to its peak (set-up, the epoch and export).", "",
+             "| scale | vocabulary | run peak MiB | before the tables MiB | added MiB | guard estimate MiB "
+             "| estimate >= added |", "|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        added = r["train_anon"] - r["before_tables_anon"]
-        guard.append(f"| {r['scale']}x | {r['vocab']:,} | {r['guard_mib']:,.0f} | {added:,.0f} | "
-                     f"{'yes' if r['guard_mib'] >= added else 'NO'} |")
+        added = r["run_anon"] - r["before_tables_anon"]
+        guard.append(f"| {r['scale']}x | {r['vocab']:,} | {r['run_anon']:,.0f} | {r['before_tables_anon']:,.0f} | "
+                     f"{added:,.0f} | {r['guard_mib']:,.0f} | {'yes' if r['guard_mib'] >= added else 'NO'} |")
     return lines + [""] + verdicts + guard
 
 

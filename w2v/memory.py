@@ -13,6 +13,11 @@ from .config import W2VError
 
 FLOAT_BYTES = 4
 GIB = 1024 ** 3
+# Host memory of the end of a run, measured (docs/performance.md, "Memory against corpus length"):
+# the words as strings, the rows to export and each 64k-row block of vectors.bin as it is written
+# (150 MB for 776k words), with the noise and subsampling arrays still held.
+EXPORT_FIXED_BYTES = 64 << 20
+EXPORT_WORD_BYTES = 192
 
 
 def rows_per_step(model_name: str, batch_size: int, window: int, negative: int) -> tuple[int, int]:
@@ -47,7 +52,9 @@ def estimate_bytes(backend: str, vocab_size: int, dim: int, model_name: str, bat
     'copies': on the CPU, the initial tables, which coexist with the backend's own copy while it
     is built (on an accelerator they stay in host memory);
     'sync': backend=fused under torchrun (world_size > 1): the copy of both tables as they were at
-    the last sync, and the exchange's buffers at their peak (w2v/table_sync.py, sync_peak_bytes).
+    the last sync, and the exchange's buffers at their peak (w2v/table_sync.py, sync_peak_bytes);
+    'export': on the CPU, the end of the run: the word list and the buffers of writing the vectors
+    (after training, with the tables; on an accelerator this is host memory).
     """
     from .fused import CPU_CHUNK_TOKENS, DEVICE_CHUNK_TOKENS
 
@@ -72,7 +79,8 @@ def estimate_bytes(backend: str, vocab_size: int, dim: int, model_name: str, bat
     if backend == "fused" and world_size > 1:
         from .table_sync import sync_peak_bytes
         sync = sync_peak_bytes(vocab_size, dim, world_size, sync_method)
-    return {"tables": tables, "batch": batch, "copies": copies, "sync": sync}
+    export = EXPORT_FIXED_BYTES + EXPORT_WORD_BYTES * vocab_size if on_cpu else 0
+    return {"tables": tables, "batch": batch, "copies": copies, "sync": sync, "export": export}
 
 
 def available_bytes(device: torch.device) -> int:
@@ -112,7 +120,7 @@ def check_fits(backend: str, vocab_size: int, dim: int, model_name: str, batch_s
     raise W2VError(
         f"backend={backend} needs {total / GIB:.1f} GiB ({vocab_size} words x {dim} dims: tables "
         f"{need['tables'] / GIB:.1f}, working set {need['batch'] / GIB:.1f}, initial copies {need['copies'] / GIB:.1f}"
-        f"{synced}), "
+        f"{synced}, export {need['export'] / GIB:.1f}), "
         f"but only {free / GIB:.1f} GiB of {where} is free; use backend=sparse"
         f"{' or backend=offload (tables in host memory)' if device.type == 'cuda' else ''}, "
         f"{'train.sync_method=dense (the smallest sync buffers), fewer ranks a host, ' if need['sync'] else ''}"

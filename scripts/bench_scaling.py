@@ -69,6 +69,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 PHASES = [("text", "text pass (vocabulary counts + ids)"), ("final", "vocabulary + final ids"),
           ("train", "training, 1 epoch")]
+CAPPED = ("capped", "training, vocabulary capped at 1x's")  # with --cap-vocab: corpus size alone
 LINE_WORDS, PIECE_WORDS, DIM = 25, 5_000_000, 100
 BYTES_PER_WORD = 6.5  # "w" + ~4.3 digits + separator, for the disk check
 TRAIN_ARRAY_BYTES = 48  # per vocabulary word: counts, keep probabilities, two noise tables, the alias table
@@ -226,7 +227,7 @@ def child_train(args) -> dict:
     cfg = parse_config({
         "model": {"name": "skipgram", "dim": DIM, "window": 5, "negative": 5}, "backend": {"name": "fused"},
         "data": {"kind": "files", "paths": [args.child], "max_lines": None},
-        "vocab": {"min_count": 5, "max_size": None, "sample": 1e-3},
+        "vocab": {"min_count": 5, "max_size": args.max_size, "sample": 1e-3},
         "train": {"epochs": 1, "lr": 0.025, "min_lr": 0.0001, "batch_size": 1024, "device": "cpu", "threads": None,
                   "seed": 1, "log_every": 200},
         "export": {"text": False, "projector_words": 0}, "evaluate": False, "cache_dir": args.cache})
@@ -252,7 +253,7 @@ def child_train(args) -> dict:
 
     train_module.init_tables, train_module.make_backend, train_module.train = (measured_init_tables,
                                                                                measured_make_backend, timed_train)
-    run_dir = Path(args.cache) / "run"  # inside the scale's cache folder: removed with it
+    run_dir = Path(args.cache) / f"run-max{args.max_size or 0}"  # inside the scale's cache folder: removed with it
     metrics = train_module.run(cfg, run_dir, show_progress=False)
     guard = estimate_bytes("fused", metrics["vocab_size"], DIM, "skipgram", 1024, 5, 5, "cpu")
     run_anon = max(marks["setup_anon"], marks["train_anon"], sampler.take())  # export included
@@ -264,9 +265,10 @@ def child_train(args) -> dict:
             "train_vocab": metrics["vocab_size"]}
 
 
-def in_child(mode: str, corpus: Path, cache: Path) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--child", str(corpus), "--mode", mode, "--cache", str(cache)],
-                            check=True, stdout=subprocess.PIPE, text=True)
+def in_child(mode: str, corpus: Path, cache: Path, max_size: int | None = None) -> dict:
+    command = [sys.executable, __file__, "--child", str(corpus), "--mode", mode, "--cache", str(cache)]
+    result = subprocess.run(command + (["--max-size", str(max_size)] if max_size else []), check=True,
+                            stdout=subprocess.PIPE, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -274,10 +276,11 @@ def own_growth(row: dict, phase: str, cost: tuple[float, float]) -> float:
     """MiB of the phase's peak that grow with the vocabulary or the distinct words (see the module docstring)."""
     built, loaded = cost
     distinct, vocab = row["distinct"] + 1, row["vocab"] + 1
-    grows = {"text": row["table_bytes"] + row["packed_bytes"] + 8 * distinct,
-             "final": row["packed_bytes"] + 13 * distinct + built * vocab,
-             "train": 2 * vocab * DIM * 4 + (loaded + TRAIN_ARRAY_BYTES) * vocab}[phase]
-    return grows / MIB
+    if phase in ("train", "capped"):
+        vocab = row[phase + "_vocab"]  # the run's, [UNK] included
+        return (2 * vocab * DIM * 4 + (loaded + TRAIN_ARRAY_BYTES) * vocab) / MIB
+    return {"text": row["table_bytes"] + row["packed_bytes"] + 8 * distinct,
+            "final": row["packed_bytes"] + 13 * distinct + built * vocab}[phase] / MIB
 
 
 def report(rows: list[dict], cost: tuple[float, float]) -> list[str]:
@@ -290,8 +293,8 @@ def report(rows: list[dict], cost: tuple[float, float]) -> list[str]:
              "| scale | load | words | vocabulary | distinct words | phase | wall s | s / M | vs 1x | CPU s | CPU s / M "
              "| vs 1x | peak anon MiB | own growth MiB | rest MiB | vs 1x |",
              "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    verdicts = []
-    for p, name in PHASES:
+    verdicts, phases = [], PHASES + ([CAPPED] if "capped_s" in base else [])
+    for p, name in phases:
         for r in rows:
             r[p + "_own_mib"] = own_growth(r, p, cost)
             r[p + "_rest_mib"] = r[p + "_anon"] - r[p + "_own_mib"]
@@ -303,9 +306,9 @@ def report(rows: list[dict], cost: tuple[float, float]) -> list[str]:
             f", CPU {'yes' if spread[p + '_cpu_per_m'] <= 1.15 else 'NO'}); rest max/min "
             f"{spread[p + '_rest_mib']:.2f} (flat within 10%: {'yes' if spread[p + '_rest_mib'] <= 1.10 else 'NO'})")
     for r in rows:
-        for p, name in PHASES:
+        for p, name in phases:
             lines.append(f"| {r['scale']}x | {r['load_before']:.1f}-{r['load_after']:.1f} | {r['words']:,} | "
-                         f"{r['vocab']:,} | {r['distinct']:,} | {name} | {r[p + '_s']:.1f} | {r[p + '_s_per_m']:.3f} | "
+                         f"{r['capped_vocab'] - 1 if p == 'capped' else r['vocab']:,} | {r['distinct']:,} | {name} | {r[p + '_s']:.1f} | {r[p + '_s_per_m']:.3f} | "
                          f"{r[p + '_s_per_m'] / base[p + '_s_per_m']:.2f}x | {r[p + '_cpu']:.1f} | "
                          f"{r[p + '_cpu_per_m']:.3f} | {r[p + '_cpu_per_m'] / base[p + '_cpu_per_m']:.2f}x | "
                          f"{r[p + '_anon']:,.0f} | {r[p + '_own_mib']:,.0f} | {r[p + '_rest_mib']:,.0f} | "
@@ -347,7 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO / "outputs" / "bench_scaling"))
     parser.add_argument("--with-rows", help="bench_scaling.csv of an earlier run of this script: its rows join the "
                                             "report, before this run's (to run the largest scale on its own)")
+    parser.add_argument("--cap-vocab", action="store_true",
+                        help="also train each larger scale with its vocabulary capped at 1x's size (vocab.max_size): "
+                             "how training time grows with the corpus alone, the tables' size fixed")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--max-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=["prepare", "train"], help=argparse.SUPPRESS)
     parser.add_argument("--cache", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -381,11 +388,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             row.update(in_child("prepare", corpus, cache))
             row.update(in_child("train", corpus, cache))
+            if args.cap_vocab:
+                capped = in_child("train", corpus, cache, max_size=rows[0]["vocab"] if rows else row["vocab"])
+                row.update({"capped_" + key[len("train_"):] if key.startswith("train_") else "capped_" + key: value
+                            for key, value in capped.items()})
         finally:
             shutil.rmtree(cache, ignore_errors=True)  # 50x: ~1 GB of ids
         row["load_after"] = os.getloadavg()[0]
-        for p, _ in PHASES:
-            per = (row["train_tokens"] if p == "train" else words) / 1e6
+        for p, _ in PHASES + ([CAPPED] if args.cap_vocab else []):
+            per = (row[p + "_tokens"] if p in ("train", "capped") else words) / 1e6
             row[p + "_s_per_m"], row[p + "_cpu_per_m"] = row[p + "_s"] / per, row[p + "_cpu"] / per
         rows.append(row)
         print(f"  {scale}x: vocabulary {row['vocab']:,}, distinct words {row['distinct']:,}; " + ", ".join(

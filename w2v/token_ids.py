@@ -37,7 +37,7 @@ from .config import VocabConfig, W2VError
 from .corpus import Corpus
 from .encode import LINE_END_ID, number_corpus, write_final_ids
 from .kernels import load_words
-from .vocab import TOKENIZER_VERSION, tokenizer_for_words
+from .vocab import TOKENIZER_VERSION, tokenizer_for_vocab
 
 
 @dataclass
@@ -177,7 +177,10 @@ def _encode_to_disk(corpus: Corpus, vocab: VocabConfig, folder: Path, show_progr
     finally:
         provisional.path.unlink(missing_ok=True)
     counts = np.concatenate([[0], provisional.counts[chosen]]).astype(np.int64)
-    tokenizer = tokenizer_for_words(provisional.words.select(chosen), vocab.pre_tokenizer)
+    # Taken in provisional-id order, the words' bytes are read front to back (0.5 -> 0.3 s for 776k of 10M).
+    in_text_order = np.sort(chosen)
+    words = provisional.words.select(in_text_order)
+    tokenizer = tokenizer_for_vocab(dict(zip(words, final_of[in_text_order].tolist())), vocab.pre_tokenizer)
     np.save(folder / "counts.npy", counts)
     meta = {"tokens": tokens, "sentences": sentences, "vocab_size": len(chosen) + 1,
             "replaced_chars": int(corpus.replaced_chars), "replaced_by_file": dict(corpus.replaced_by_file),

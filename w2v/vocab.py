@@ -40,8 +40,16 @@ def new_tokenizer(pre_tokenizer: str = "punct") -> Tokenizer:
 
 def tokenizer_for_words(words: list[str], pre_tokenizer: str = "punct") -> Tokenizer:
     """A WordLevel tokenizer whose id i + 1 is words[i] (id 0 is [UNK])."""
+    return tokenizer_for_vocab(dict(zip(words, range(1, len(words) + 1))), pre_tokenizer)
+
+
+def tokenizer_for_vocab(vocab: dict[str, int], pre_tokenizer: str = "punct") -> Tokenizer:
+    """A WordLevel tokenizer of word -> id, ids 1..len(vocab) (id 0 is [UNK]; vocab is taken over).
+
+    The mapping is handed over as it is, in any order: the model keeps ids, not insertion order.
+    """
+    vocab[UNK] = 0
     tokenizer = new_tokenizer(pre_tokenizer)
-    vocab = {UNK: 0, **{word: i + 1 for i, word in enumerate(words)}}
     tokenizer.model = models.WordLevel(vocab, unk_token=UNK)
     tokenizer.add_special_tokens([UNK])
     return tokenizer

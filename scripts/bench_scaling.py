@@ -277,7 +277,7 @@ def own_growth(row: dict, phase: str, cost: tuple[float, float]) -> float:
     built, loaded = cost
     distinct, vocab = row["distinct"] + 1, row["vocab"] + 1
     if phase in ("train", "capped"):
-        vocab = row[phase + "_vocab"]  # the run's, [UNK] included
+        vocab = row[phase + "_vocab"] + 1  # the words the run exported, and [UNK]
         return (2 * vocab * DIM * 4 + (loaded + TRAIN_ARRAY_BYTES) * vocab) / MIB
     return {"text": row["table_bytes"] + row["packed_bytes"] + 8 * distinct,
             "final": row["packed_bytes"] + 13 * distinct + built * vocab}[phase] / MIB
@@ -308,7 +308,7 @@ def report(rows: list[dict], cost: tuple[float, float]) -> list[str]:
     for r in rows:
         for p, name in phases:
             lines.append(f"| {r['scale']}x | {r['load_before']:.1f}-{r['load_after']:.1f} | {r['words']:,} | "
-                         f"{r['capped_vocab'] - 1 if p == 'capped' else r['vocab']:,} | {r['distinct']:,} | {name} | {r[p + '_s']:.1f} | {r[p + '_s_per_m']:.3f} | "
+                         f"{r['capped_vocab'] if p == 'capped' else r['vocab']:,} | {r['distinct']:,} | {name} | {r[p + '_s']:.1f} | {r[p + '_s_per_m']:.3f} | "
                          f"{r[p + '_s_per_m'] / base[p + '_s_per_m']:.2f}x | {r[p + '_cpu']:.1f} | "
                          f"{r[p + '_cpu_per_m']:.3f} | {r[p + '_cpu_per_m'] / base[p + '_cpu_per_m']:.2f}x | "
                          f"{r[p + '_anon']:,.0f} | {r[p + '_own_mib']:,.0f} | {r[p + '_rest_mib']:,.0f} | "

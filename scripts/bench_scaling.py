@@ -307,8 +307,9 @@ def report(rows: list[dict], cost: tuple[float, float]) -> list[str]:
             f"{spread[p + '_rest_mib']:.2f} (flat within 10%: {'yes' if spread[p + '_rest_mib'] <= 1.10 else 'NO'})")
     for r in rows:
         for p, name in phases:
+            vocab = r["capped_vocab"] if p == "capped" else r["vocab"]
             lines.append(f"| {r['scale']}x | {r['load_before']:.1f}-{r['load_after']:.1f} | {r['words']:,} | "
-                         f"{r['capped_vocab'] if p == 'capped' else r['vocab']:,} | {r['distinct']:,} | {name} | {r[p + '_s']:.1f} | {r[p + '_s_per_m']:.3f} | "
+                         f"{vocab:,} | {r['distinct']:,} | {name} | {r[p + '_s']:.1f} | {r[p + '_s_per_m']:.3f} | "
                          f"{r[p + '_s_per_m'] / base[p + '_s_per_m']:.2f}x | {r[p + '_cpu']:.1f} | "
                          f"{r[p + '_cpu_per_m']:.3f} | {r[p + '_cpu_per_m'] / base[p + '_cpu_per_m']:.2f}x | "
                          f"{r[p + '_anon']:,.0f} | {r[p + '_own_mib']:,.0f} | {r[p + '_rest_mib']:,.0f} | "

@@ -5,33 +5,46 @@
 
 The corpus is generated: word ranks r = floor(V ** u), u uniform, so p(r) ~ 1/r up to V (50M),
 written as "w<rank>", 25 words a line. Its long tail grows the vocabulary with the corpus as real
-text does (min_count 5: ~77k words at 1x, ~3.9M at 50x); distinct words grow faster (1.7M, ~27M).
-Files go in --data and are reused when present (written under a temp name, then renamed).
+text does (min_count 5: 77k words at 1x, 776k at 10x, about 3.9M at 50x); distinct words grow too
+(1.7M, 10M, about 27M). Files go in --data and are reused when present (written under a temp name,
+then renamed).
 
 Each scale runs two fresh processes, so no peak carries over: (1) open_corpus + load_or_build
-into an empty cache folder (cold), split by wrapping the names w2v/token_ids.py imports:
-"text pass (vocabulary counts + ids)" = number_corpus (split, number and count every word, in
-forked workers); "vocabulary + final ids" = the rest of load_or_build (vocabulary choice,
-write_final_ids, tokenizer); (2) one epoch of w2v.train.run from that cache: fused backend,
-skip-gram, dim 100, window 5, negative 5. Time: its train_s; memory: the whole run, export included.
+into an empty cache folder (cold), split into its two phases by wrapping the names
+w2v/token_ids.py imports: "text pass" = number_corpus (split, number and count every word: the
+vocabulary pass and the encoding pass of a two-pass design, in one pass); "vocabulary + final
+ids" = the rest of load_or_build (choosing the vocabulary, mapping the ids to it, building and
+saving its tokenizer, opening the cache); (2) one epoch of w2v.train.run from that cache: fused
+backend, skip-gram, dim 100, window 5, negative 5, 2 threads. Its time: the trainer's train_s;
+its memory: the whole run, table initialisation and export included.
 
-Memory is the peak anonymous memory of the phase, summed over the process and its encoder
-workers (Pss_Anon of /proc/<pid>/smaps_rollup, sampled every 0.1 s; proportional, so pages a
-fork shares count once). The id files are memory-mapped or written through the page cache:
-reclaimable file cache, not the program's memory, so RSS overstates it (VmHWM, reset per phase,
-and the workers' RUSAGE_CHILDREN maxrss are in the CSV). Heap freed by the text pass but not
-returned to the system still counts in the next phase.
+Time: wall seconds, and CPU seconds (process_time, every thread, plus the encoder workers): on a
+shared machine wall time also measures the neighbours, CPU time much less. Linear means seconds
+per million words constant: for the text and vocabulary phases, per corpus word; for training,
+per in-vocabulary token (what it trains on; their share of the corpus grows with its size).
+Verdict: the largest per-word cost within 15% of the smallest.
 
-Verdicts (issue 10, target 4), each scale against 1x:
-  time linear    seconds per million words of each phase within 15% (prep phases: corpus words;
-                 training: in-vocabulary tokens, which it trains on; their share grows with size)
-  memory flat    peak anonymous memory less what must grow with the words, within 10%.
-                 Subtracted: training, the two tables (2 x vocab x dim x 4 bytes); text pass, the
-                 word dictionaries (the main process's + each worker's: entries x bytes an entry,
-                 measured here on a dict + list of "w<n>" strings); vocabulary + final ids, the
-                 list of distinct words it keeps (bytes a string + list slot, measured) + 12 bytes
-                 a word of counts and id maps. Distinct words: all ever seen, rare ones included.
-Writes bench_scaling.csv and bench_scaling.md to --out (default outputs/bench_scaling/).
+Memory: the peak anonymous memory of the phase, summed over the process and its encoder workers
+(RssAnon of /proc/<pid>/status, sampled every 0.1 s, and once more at the moments of a phase's peak:
+the end of the text pass, the backend's copy of the tables; on 2 cores the compiled pass starts no
+workers, so no page is counted twice). The id files are memory-mapped or
+written through the page cache: reclaimable file cache, not the program's memory. "Rest" is
+that peak less what must grow with the vocabulary or the distinct words:
+  text pass      the C table of distinct words (its slots, entries and text, read from the table),
+                 the copy of their bytes with an 8-byte offset each, and their counts (8 bytes each),
+                 all held at the pass's end, where it is sampled once more;
+  vocabulary     the packed distinct words, 13 bytes each of counts, ids map and selection, and the
+                 tokenizer: bytes per vocabulary word measured here (words as strings, built, saved);
+  training       (the epoch itself, from the trainer's start to its end) the two tables (2 x vocab x
+                 dim x 4 bytes), the loaded tokenizer (bytes per word measured here), and 48 bytes a
+                 word of counts, noise and subsampling arrays. The whole run's peak, set-up and export
+                 included, is in the CSV (run_anon), and in the memory guard's table.
+Verdict: every scale's rest within 10% of the smallest scale's.
+
+The memory guard (w2v/memory.py) is checked against the training run: its estimate for the run
+against the anonymous memory the run added from just before it allocated the tables to its peak.
+Writes bench_scaling.csv and bench_scaling.md to --out (default outputs/bench_scaling/), with the
+load average before and after each process.
 """
 from __future__ import annotations
 
@@ -56,8 +69,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 PHASES = [("text", "text pass (vocabulary counts + ids)"), ("final", "vocabulary + final ids"),
           ("train", "training, 1 epoch")]
+CAPPED = ("capped", "training, vocabulary capped at 1x's")  # with --cap-vocab: corpus size alone
 LINE_WORDS, PIECE_WORDS, DIM = 25, 5_000_000, 100
 BYTES_PER_WORD = 6.5  # "w" + ~4.3 digits + separator, for the disk check
+TRAIN_ARRAY_BYTES = 48  # per vocabulary word: counts, keep probabilities, two noise tables, the alias table
 MIB = 1 << 20
 
 
@@ -81,10 +96,12 @@ def zipf_corpus(folder: Path, words: int, ranks: int, seed: int) -> Path:
     return path
 
 
-def pss_anon_kib(pid: int | str = "self") -> int:
+def anon_kib(pid: int | str = "self") -> int:
+    """RssAnon of a process: a counter the kernel keeps. (smaps_rollup's Pss_Anon walks every page table
+    entry at each read: sampled 10 times a second, it cost 11% of the text pass's CPU time at 10x.)"""
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            return next((int(line.split()[1]) for line in f if line.startswith("Pss_Anon:")), 0)
+        with open(f"/proc/{pid}/status") as f:
+            return next((int(line.split()[1]) for line in f if line.startswith("RssAnon:")), 0)
     except OSError:  # a worker that just exited
         return 0
 
@@ -114,7 +131,7 @@ class PeakSampler(threading.Thread):
         self.start()
 
     def sample(self) -> None:
-        kib = pss_anon_kib() + sum(pss_anon_kib(pid) for pid in child_pids())
+        kib = anon_kib() + sum(anon_kib(pid) for pid in child_pids())
         with self.lock:
             self.peak_kib = max(self.peak_kib, kib)
 
@@ -135,115 +152,195 @@ def reset_hwm() -> None:
         f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0), so each phase gets its own peak
 
 
-def dictionary_cost(n: int = 300_000) -> tuple[float, float]:
-    """Bytes per entry of a word dictionary as the encoder keeps one (str -> int dict + list), and of the list alone."""
-    before = status_kib("RssAnon")
-    words = [f"w{i}" for i in range(10_000_000, 10_000_000 + n)]
-    listed = status_kib("RssAnon")
-    index = {word: i for i, word in enumerate(words)}
-    full = status_kib("RssAnon")
-    del index, words
-    return (full - before) * 1024 / n, (listed - before) * 1024 / n
+def tokenizer_cost(n: int = 400_000) -> tuple[float, float]:
+    """Bytes per vocabulary word (peak anonymous growth) of (building and saving a tokenizer from the selected
+    words, as load_or_build does; loading a saved one, as training does), measured on n words "w<rank>"."""
+    import tempfile
+
+    from tokenizers import Tokenizer
+
+    from w2v.encode import PackedWords
+    from w2v.vocab import tokenizer_for_words
+
+    packed = PackedWords.of(f"w{i}" for i in range(10_000_000, 10_000_000 + n))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tokenizer.json"
+        before = status_kib("RssAnon")
+        reset_hwm()
+        tokenizer = tokenizer_for_words(packed.select(np.arange(n)))
+        path.write_text(tokenizer.to_str(pretty=True), encoding="utf-8")
+        built = status_kib("VmHWM") - status_kib("RssFile") - status_kib("RssShmem") - before
+        del tokenizer
+        before = status_kib("RssAnon")
+        tokenizer = Tokenizer.from_file(str(path))
+        loaded = status_kib("RssAnon") - before
+        del tokenizer
+    return built * 1024 / n, loaded * 1024 / n
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (every thread) and of its finished children (encoder workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def child_prepare(args) -> dict:
-    import w2v.encode as encode
     import w2v.token_ids as token_ids
     from w2v.config import DataConfig, VocabConfig
     from w2v.corpus import open_corpus
+    from w2v.kernels.words import Numbering
 
-    sampler, marks = PeakSampler(), {}
-    number_corpus, write_final_ids = token_ids.number_corpus, token_ids.write_final_ids
+    sampler, marks = PeakSampler(), {"table_bytes": 0}
+    number_corpus, close = token_ids.number_corpus, Numbering.close
 
     def timed_number_corpus(*a, **k):
-        marks["text_start"], marks["setup_anon"] = time.perf_counter(), sampler.take()
-        reset_hwm()
+        marks.update(text_start=time.perf_counter(), text_cpu0=cpu_seconds(), setup_anon=sampler.take())
         provisional = number_corpus(*a, **k)
-        marks.update(text_end=time.perf_counter(), text_anon=sampler.take(), text_hwm=status_kib("VmHWM") / 1024,
-                     # The workers keep no dictionary between blocks: the main process's is the only one.
-                     distinct=len(provisional.words) - 1, worker_entries=0,
-                     workers=encode.os.cpu_count() if Path(args.child).stat().st_size >= encode.PARALLEL_MIN_BYTES else 1,
-                     workers_maxrss=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
-        reset_hwm()
+        words = provisional.words
+        marks.update(text_end=time.perf_counter(), text_cpu1=cpu_seconds(), text_anon=sampler.take(),
+                     distinct=len(words) - 1, packed_bytes=len(words.text) + words.starts.nbytes)
         return provisional
 
-    def timed_write_final_ids(*a, **k):
-        started = time.perf_counter()
-        offsets = write_final_ids(*a, **k)
-        marks["write_final_ids_s"] = time.perf_counter() - started
-        return offsets
+    def measured_close(self):  # the pass's peak: the table, and the words, starts and counts taken from it
+        if self.table:
+            marks["table_bytes"] = max(marks["table_bytes"], self.allocated_bytes())
+            sampler.sample()
+        close(self)
 
-    token_ids.number_corpus, token_ids.write_final_ids = timed_number_corpus, timed_write_final_ids
+    token_ids.number_corpus, Numbering.close = timed_number_corpus, measured_close
     started, cache = time.perf_counter(), Path(args.cache)
     corpus = open_corpus(DataConfig(kind="files", paths=[args.child]), cache)
     ids = token_ids.load_or_build(corpus, VocabConfig(min_count=5), cache, show_progress=False, log=lambda m: None)
-    ended = time.perf_counter()
+    ended, ended_cpu = time.perf_counter(), cpu_seconds()
     return {"setup_s": marks["text_start"] - started, "text_s": marks["text_end"] - marks["text_start"],
-            "final_s": ended - marks["text_end"], "final_anon": sampler.take(), "final_hwm": status_kib("VmHWM") / 1024,
-            "tokens": len(ids.ids), "vocab": ids.vocab_size - 1,
-            **{k: marks[k] for k in ("setup_anon", "text_anon", "text_hwm", "distinct", "worker_entries", "workers",
-                                     "workers_maxrss", "write_final_ids_s")}}
+            "text_cpu": marks["text_cpu1"] - marks["text_cpu0"], "final_s": ended - marks["text_end"],
+            "final_cpu": ended_cpu - marks["text_cpu1"], "final_anon": sampler.take(), "tokens": len(ids.ids),
+            "lines": len(ids.sentences) - 1, "vocab": ids.vocab_size - 1,
+            **{k: marks[k] for k in ("setup_anon", "text_anon", "distinct", "table_bytes", "packed_bytes")}}
 
 
 def child_train(args) -> dict:
+    import w2v.train as train_module
     from w2v.config import parse_config
-    from w2v.train import run
+    from w2v.backends import BACKENDS
+    from w2v.memory import estimate_bytes
+    from w2v.objective import make_objective
 
     cfg = parse_config({
         "model": {"name": "skipgram", "dim": DIM, "window": 5, "negative": 5}, "backend": {"name": "fused"},
         "data": {"kind": "files", "paths": [args.child], "max_lines": None},
-        "vocab": {"min_count": 5, "max_size": None, "sample": 1e-3},
+        "vocab": {"min_count": 5, "max_size": args.max_size, "sample": 1e-3},
         "train": {"epochs": 1, "lr": 0.025, "min_lr": 0.0001, "batch_size": 1024, "device": "cpu", "threads": None,
                   "seed": 1, "log_every": 1_000_000},
         "export": {"text": False, "projector_words": 0}, "evaluate": False, "cache_dir": args.cache})
-    sampler = PeakSampler()
-    run_dir = Path(args.cache) / "run"  # inside the scale's cache folder: removed with it
-    metrics = run(cfg, run_dir, show_progress=False)
-    return {"train_s": metrics["train_s"], "train_anon": sampler.take(), "train_hwm": status_kib("VmHWM") / 1024,
-            "train_tokens": metrics["corpus_words"], "train_vocab": metrics["vocab_size"]}
+    sampler, marks = PeakSampler(), {}
+    init_tables, make_backend, train = train_module.init_tables, train_module.make_backend, train_module.train
+
+    def measured_init_tables(*a, **k):  # the point where the memory guard's estimate starts
+        marks["before_tables_anon"] = anon_kib() / 1024
+        return init_tables(*a, **k)
+
+    def measured_make_backend(*a, **k):  # the initial tables and the backend's copy, all four at once
+        backend = make_backend(*a, **k)
+        sampler.sample()
+        marks["four_tables_anon"] = anon_kib() / 1024
+        return backend
+
+    def timed_train(*a, **k):
+        marks["setup_anon"] = sampler.take()  # loading the cache, the tables and the backend's copy
+        started = cpu_seconds()
+        stats = train(*a, **k)
+        marks["train_cpu"], marks["train_anon"] = cpu_seconds() - started, sampler.take()  # the epoch alone
+        return stats
+
+    train_module.init_tables, train_module.make_backend, train_module.train = (measured_init_tables,
+                                                                               measured_make_backend, timed_train)
+    run_dir = Path(args.cache) / f"run-max{args.max_size or 0}"  # inside the scale's cache folder: removed with it
+    metrics = train_module.run(cfg, run_dir, show_progress=False)
+    guard = estimate_bytes(BACKENDS["fused"], metrics["vocab_size"], DIM, make_objective("skipgram"), 1024, "cpu")
+    run_anon = max(marks["setup_anon"], marks["train_anon"], sampler.take())  # export included
+    return {"train_s": metrics["train_s"], "train_cpu": marks["train_cpu"], "train_anon": marks["train_anon"],
+            "run_anon": run_anon,
+            "before_tables_anon": marks["before_tables_anon"], "four_tables_anon": marks["four_tables_anon"],
+            "guard_mib": sum(guard.values()) / MIB,
+            "train_tokens": metrics["corpus_words"], "kept_words": metrics["effective_words"],
+            "train_vocab": metrics["vocab_size"]}
 
 
-def in_child(mode: str, corpus: Path, cache: Path) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--child", str(corpus), "--mode", mode, "--cache", str(cache)],
-                            check=True, stdout=subprocess.PIPE, text=True)
+def in_child(mode: str, corpus: Path, cache: Path, max_size: int | None = None) -> dict:
+    command = [sys.executable, __file__, "--child", str(corpus), "--mode", mode, "--cache", str(cache)]
+    result = subprocess.run(command + (["--max-size", str(max_size)] if max_size else []), check=True,
+                            stdout=subprocess.PIPE, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def residual(row: dict, phase: str, cost: tuple[float, float]) -> float:
-    """Peak anonymous MiB less what grows with the vocabulary (see the module docstring)."""
-    per_entry, per_listed = cost
-    grows = {"text": per_entry * (row["distinct"] + row["worker_entries"]),
-             "final": (per_listed + 12) * row["distinct"],
-             "train": 2 * row["vocab"] * DIM * 4}[phase]
-    return row[f"{phase}_anon"] - grows / MIB
+def own_growth(row: dict, phase: str, cost: tuple[float, float]) -> float:
+    """MiB of the phase's peak that grow with the vocabulary or the distinct words (see the module docstring)."""
+    built, loaded = cost
+    distinct, vocab = row["distinct"] + 1, row["vocab"] + 1
+    if phase in ("train", "capped"):
+        vocab = row[phase + "_vocab"] + 1  # the words the run exported, and [UNK]
+        return (2 * vocab * DIM * 4 + (loaded + TRAIN_ARRAY_BYTES) * vocab) / MIB
+    return {"text": row["table_bytes"] + row["packed_bytes"] + 8 * distinct,
+            "final": row["packed_bytes"] + 13 * distinct + built * vocab}[phase] / MIB
 
 
 def report(rows: list[dict], cost: tuple[float, float]) -> list[str]:
     base = rows[0]
     lines = [f"Zipf corpus (p(r) ~ 1/r, V = {base['ranks']:,}), min_count 5; fused skip-gram, dim {DIM}, window 5, "
-             f"negative 5, 1 epoch; {os.cpu_count()} cores. Peak anon: anonymous MiB, process + encoder workers; "
-             f"less own growth: less the dictionaries (entry {cost[0]:.0f} B, listed word {cost[1]:.0f} B) or "
-             f"tables (2 x vocab x {DIM} x 4 B), see the script's docstring.", "",
-             "| scale | words | vocabulary | distinct words | phase | s | s / M words | vs 1x | peak anon MiB "
-             "| less own growth | vs 1x |", "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
-    verdicts = []
-    for p, name in PHASES:
-        time_ratio = [r[p + "_s_per_m"] / base[p + "_s_per_m"] for r in rows]
-        rest = [residual(r, p, cost) for r in rows]
-        for r, t, m in zip(rows, time_ratio, rest):
-            r[p + "_rest_mib"] = m
-        linear = all(abs(t - 1) <= 0.15 for t in time_ratio)
-        flat = all(abs(m / rest[0] - 1) <= 0.10 for m in rest)
-        verdicts.append(f"- {name}: time linear within 15%: {'yes' if linear else 'NO'}; "
-                        f"memory flat within 10% (less own growth): {'yes' if flat else 'NO'}")
+             f"negative 5, 1 epoch; {os.cpu_count()} cores. s / M: per million corpus words (text, vocabulary) or "
+             f"in-vocabulary tokens (training). Peak anon: anonymous MiB, process + encoder workers; own growth: "
+             f"what grows with the vocabulary or the distinct words (tokenizer {cost[0]:.0f} B a word built, "
+             f"{cost[1]:.0f} B loaded; see the script's docstring); rest: peak less own growth.", "",
+             "| scale | load | words | vocabulary | distinct words | phase | wall s | s / M | vs 1x | CPU s | CPU s / M "
+             "| vs 1x | peak anon MiB | own growth MiB | rest MiB | vs 1x |",
+             "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    verdicts, phases = [], PHASES + ([CAPPED] if "capped_s" in base else [])
+    for p, name in phases:
+        for r in rows:
+            r[p + "_own_mib"] = own_growth(r, p, cost)
+            r[p + "_rest_mib"] = r[p + "_anon"] - r[p + "_own_mib"]
+        spread = {key: max(r[key] for r in rows) / min(r[key] for r in rows)
+                  for key in (p + "_s_per_m", p + "_cpu_per_m", p + "_rest_mib")}
+        verdicts.append(
+            f"- {name}: wall s / M max/min {spread[p + '_s_per_m']:.2f}, CPU s / M max/min "
+            f"{spread[p + '_cpu_per_m']:.2f} (linear within 15%: wall {'yes' if spread[p + '_s_per_m'] <= 1.15 else 'NO'}"
+            f", CPU {'yes' if spread[p + '_cpu_per_m'] <= 1.15 else 'NO'}); rest max/min "
+            f"{spread[p + '_rest_mib']:.2f} (flat within 10%: {'yes' if spread[p + '_rest_mib'] <= 1.10 else 'NO'})")
     for r in rows:
-        for p, name in PHASES:
-            lines.append(f"| {r['scale']}x | {r['words']:,} | {r['vocab']:,} | {r['distinct']:,} | {name} | "
-                         f"{r[p + '_s']:.1f} | {r[p + '_s_per_m']:.2f} | "
-                         f"{r[p + '_s_per_m'] / base[p + '_s_per_m']:.2f}x | "
-                         f"{r[p + '_anon']:,.0f} | {r[p + '_rest_mib']:,.0f} | "
+        for p, name in phases:
+            vocab = r["capped_vocab"] if p == "capped" else r["vocab"]
+            lines.append(f"| {r['scale']}x | {r['load_before']:.1f}-{r['load_after']:.1f} | {r['words']:,} | "
+                         f"{vocab:,} | {r['distinct']:,} | {name} | {r[p + '_s']:.1f} | {r[p + '_s_per_m']:.3f} | "
+                         f"{r[p + '_s_per_m'] / base[p + '_s_per_m']:.2f}x | {r[p + '_cpu']:.1f} | "
+                         f"{r[p + '_cpu_per_m']:.3f} | {r[p + '_cpu_per_m'] / base[p + '_cpu_per_m']:.2f}x | "
+                         f"{r[p + '_anon']:,.0f} | {r[p + '_own_mib']:,.0f} | {r[p + '_rest_mib']:,.0f} | "
                          f"{r[p + '_rest_mib'] / base[p + '_rest_mib'] - 1:+.0%} |")
-    return lines + [""] + verdicts
+    guard = ["", "Memory guard (w2v/memory.py) against the training run: its estimate, and the anonymous memory the "
+                 "run added from just before it allocated the tables to its peak (set-up, the epoch and export).", "",
+             "| scale | vocabulary | run peak MiB | before the tables MiB | added MiB | guard estimate MiB "
+             "| estimate >= added |", "|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        added = r["run_anon"] - r["before_tables_anon"]
+        guard.append(f"| {r['scale']}x | {r['vocab']:,} | {r['run_anon']:,.0f} | {r['before_tables_anon']:,.0f} | "
+                     f"{added:,.0f} | {r['guard_mib']:,.0f} | {'yes' if r['guard_mib'] >= added else 'NO'} |")
+    return lines + [""] + verdicts + guard
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of an earlier bench_scaling.csv, numbers as numbers."""
+    import csv
+
+    def number(text: str):
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
+
+    with open(path, newline="") as f:
+        return [{key: number(value) for key, value in row.items()} for row in csv.DictReader(f)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,7 +351,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", default=str(REPO / "data" / "big" / "zipf"))
     parser.add_argument("--out", default=str(REPO / "outputs" / "bench_scaling"))
+    parser.add_argument("--with-rows", help="bench_scaling.csv of an earlier run of this script: its rows join the "
+                                            "report, before this run's (to run the largest scale on its own)")
+    parser.add_argument("--cap-vocab", action="store_true",
+                        help="also train each larger scale with its vocabulary capped at 1x's size (vocab.max_size): "
+                             "how training time grows with the corpus alone, the tables' size fixed")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--max-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=["prepare", "train"], help=argparse.SUPPRESS)
     parser.add_argument("--cache", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -276,21 +379,28 @@ def main(argv: list[str] | None = None) -> int:
                   f"has {shutil.disk_usage(folder).free / 1e9:.1f} GB")
             return 1
 
-    cost = dictionary_cost()
-    rows = []
+    cost = tokenizer_cost()
+    rows = read_rows(Path(args.with_rows)) if args.with_rows else []
     for scale, words in zip(args.scales, sizes):
         started = time.perf_counter()
         corpus = zipf_corpus(data, words, args.ranks, args.seed)
         print(f"  {scale}x: corpus {corpus.name} ready in {time.perf_counter() - started:.0f}s", flush=True)
         cache = out / f"cache-x{scale}"
         shutil.rmtree(cache, ignore_errors=True)  # a cold token-id cache
+        row = {"scale": scale, "words": words, "ranks": args.ranks, "load_before": os.getloadavg()[0]}
         try:
-            row = {"scale": scale, "words": words, "ranks": args.ranks, **in_child("prepare", corpus, cache),
-                   **in_child("train", corpus, cache)}
+            row.update(in_child("prepare", corpus, cache))
+            row.update(in_child("train", corpus, cache))
+            if args.cap_vocab:
+                capped = in_child("train", corpus, cache, max_size=rows[0]["vocab"] if rows else row["vocab"])
+                row.update({"capped_" + key[len("train_"):] if key.startswith("train_") else "capped_" + key: value
+                            for key, value in capped.items()})
         finally:
             shutil.rmtree(cache, ignore_errors=True)  # 50x: ~1 GB of ids
-        for p, _ in PHASES:
-            row[p + "_s_per_m"] = row[p + "_s"] / (row["train_tokens"] if p == "train" else words) * 1e6
+        row["load_after"] = os.getloadavg()[0]
+        for p, _ in PHASES + ([CAPPED] if args.cap_vocab else []):
+            per = (row[p + "_tokens"] if p in ("train", "capped") else words) / 1e6
+            row[p + "_s_per_m"], row[p + "_cpu_per_m"] = row[p + "_s"] / per, row[p + "_cpu"] / per
         rows.append(row)
         print(f"  {scale}x: vocabulary {row['vocab']:,}, distinct words {row['distinct']:,}; " + ", ".join(
             f"{p} {row[p + '_s']:.1f}s {row[p + '_anon']:,.0f} MiB" for p, _ in PHASES), flush=True)

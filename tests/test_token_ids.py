@@ -38,8 +38,50 @@ def test_second_run_hits_the_cache_and_a_setting_change_misses_it(tmp_path):
     assert not _build(tmp_path, text, min_count=3).cache_hit
 
 
+def test_the_tokenizer_of_a_fresh_build_is_the_one_a_cache_hit_reads_back(tmp_path):
+    """A fresh build keeps the tokenizer it saved instead of parsing it back: the same vocabulary, ids and text."""
+    text = "Σοφία walks. Σοφία talks; don't walk\nthe end, the end\n"
+    fresh, hit = _build(tmp_path, text, min_count=1), _build(tmp_path, text, min_count=1)
+    assert not fresh.cache_hit and hit.cache_hit
+    assert fresh.tokenizer.get_vocab() == hit.tokenizer.get_vocab() and fresh.tokenizer.get_vocab_size() > 8
+    assert fresh.tokenizer.to_str() == hit.tokenizer.to_str()
+    for line in text.splitlines() + ["unseen ΣΟΦΊΑ words"]:
+        assert fresh.tokenizer.encode(line).ids == hit.tokenizer.encode(line).ids
+
+
 def test_empty_corpus_and_empty_vocabulary_are_user_errors(tmp_path):
     with pytest.raises(W2VError, match="empty"):
         _build(tmp_path, "   \n\t\n")
     with pytest.raises(W2VError, match="min_count"):
         _build(tmp_path, "all words here differ\n", min_count=5)
+
+
+@pytest.mark.parametrize("piece", [1, 3, 7, 1 << 24])
+def test_final_ids_and_sentence_offsets_do_not_depend_on_the_piece_size(tmp_path, piece):
+    """write_final_ids streams ids and offsets piece by piece: lines with no kept word (also across a piece
+    cut) are dropped, and a last line without a line end is kept, as a line-by-line reference does."""
+    from w2v.encode import LINE_END_ID, PackedWords, ProvisionalIds, write_final_ids
+
+    rng = np.random.default_rng(4)
+    provisional_ids = rng.choice(6, size=400, p=[0.25, 0.3, 0.2, 0.1, 0.1, 0.05]).astype(np.int32)
+    provisional_ids[:3] = LINE_END_ID  # empty lines first
+    final_of = np.array([-1, 1, -1, 2, -1, 3], dtype=np.int32)  # words 2 and 4 are rare: dropped
+    path = tmp_path / "provisional.int32"
+    path.write_bytes(provisional_ids.tobytes())
+    provisional = ProvisionalIds(path, PackedWords.of(["\0", "a", "b", "c", "d", "e"]), np.zeros(6, np.int64),
+                                 len(provisional_ids))
+    tokens, n_sentences = write_final_ids(provisional, final_of, tmp_path / "ids.int32", tmp_path / "s.npy", piece)
+
+    lines, line = [], []
+    for i in provisional_ids.tolist():
+        if i == LINE_END_ID:
+            lines.append(line)
+            line = []
+        elif final_of[i] >= 0:
+            line.append(int(final_of[i]))
+    lines = [kept for kept in lines + [line] if kept]
+    assert (tmp_path / "ids.int32").read_bytes() == np.array(sum(lines, []), np.int32).tobytes()
+    offsets = np.load(tmp_path / "s.npy")
+    assert offsets.dtype == np.int64 and offsets.tolist() == np.cumsum([0] + [len(k) for k in lines]).tolist()
+    assert (tokens, n_sentences) == (offsets[-1], len(lines)) and provisional_ids[-1] != LINE_END_ID
+    assert not (tmp_path / "s.npy.raw").exists()

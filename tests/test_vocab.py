@@ -27,3 +27,16 @@ def test_id_to_word_inverts_the_vocabulary():
     words = id_to_word(tok)
     assert all(tok.token_to_id(w) == i for i, w in enumerate(words))
     assert words[0] == UNK
+
+
+def test_a_tokenizer_from_a_word_list_or_a_mapping_in_any_order_is_the_same():
+    from w2v.vocab import tokenizer_for_vocab, tokenizer_for_words
+
+    words = ["the", "σοφία", "naïve", "日本", "don", "'", "t", "walk"]
+    listed = tokenizer_for_words(words)
+    mapped = tokenizer_for_vocab({w: i + 1 for i, w in reversed(list(enumerate(words)))})  # handed over backwards
+    assert listed.get_vocab() == mapped.get_vocab() == {UNK: 0, **{w: i + 1 for i, w in enumerate(words)}}
+    assert listed.to_str() == mapped.to_str()
+    for text in ["The naïve walk, don't!", "ΣΟΦΊΑ 日本 unseen"]:
+        assert listed.encode(text).ids == mapped.encode(text).ids
+    assert listed.encode("The naïve walk, don't!").ids == [1, 3, 8, 0, 5, 6, 7, 0]

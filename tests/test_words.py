@@ -117,6 +117,53 @@ def test_the_c_pass_gives_the_python_pass_ids_and_counts(tmp_path, pre_tokenizer
     results = [number_corpus(iter(blocks), tmp_path / f"{way}.int32", pre_tokenizer, workers=workers,
                              kernel=load_words() if way == "c" else None) for way in ("c", "python")]
     c, python = results
-    assert c.words == python.words and c.tokens == python.tokens
+    assert c.words.tolist() == python.words.tolist() and c.tokens == python.tokens
+    np.testing.assert_array_equal(c.words.starts, python.words.starts)  # the C table's offsets
     np.testing.assert_array_equal(c.counts, python.counts)
     assert c.path.read_bytes() == python.path.read_bytes()
+
+
+def fnv1a(word: str) -> int:
+    """words.c's hash of a word's UTF-8 bytes (32-bit FNV-1a)."""
+    h = 2166136261
+    for byte in word.encode():
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+@needs_c
+def test_the_c_table_tells_apart_words_of_one_hash_and_keeps_ids_as_it_grows():
+    """Across blocks, with 3 table growths and words that share a hash (one pair of different lengths,
+    one pair of one length), ids follow first-seen order and counts are exact."""
+    import numpy as np
+
+    same_hash = [("w86801", "w1406888"), ("w688822", "w1199279")]  # found by a search over "w<n>"
+    assert all(fnv1a(a) == fnv1a(b) for a, b in same_hash)
+    rng = random.Random(3)
+    vocabulary = [f"w{n}" for n in rng.sample(range(10**6), 60_000)] + [w for pair in same_hash for w in pair]
+    blocks = [" ".join(rng.choice(vocabulary[:2_000] if rng.random() < 0.5 else vocabulary)
+                       for _ in range(rng.randint(1, 20_000))) + "\n" for _ in range(12)]
+    blocks.append("W86801 w1406888\nw1406888 w688822 w1199279 w86801\n")  # W: lowercased to its pair's word
+    numbering_python: dict[str, int] = {}
+    expected = [numbering_python.setdefault(w, len(numbering_python))
+                for block in blocks for w in (block.lower().replace("\n", " \0 ").split())]
+    with load_words().numbering("punct") as numbering:
+        ids = np.concatenate([numbering.number(block.encode(), b"") for block in blocks])
+        assert numbering.words() == list(numbering_python)
+        assert ids.tolist() == expected
+        np.testing.assert_array_equal(numbering.counts(), np.bincount(expected, minlength=len(numbering_python)))
+    # The 16k-slot table doubles when half full: at 8k, 16k and 32k distinct words.
+    assert len(numbering_python) > 1 << 15
+
+
+def test_packed_words_select_any_ids_in_any_order():
+    import numpy as np
+
+    from w2v.encode import PackedWords
+
+    words = [LINE_END, "the", "Σοφία", "日本", "\U0001d400x", "a", "don't", "naïve"] + [f"w{i}" for i in range(50)]
+    packed = PackedWords.of(words)
+    assert len(packed) == len(words) and packed.tolist() == words
+    ids = np.array([7, 0, 2, 2, 57, 3, 4, 1, 30])
+    assert packed.select(ids, piece=4) == [words[i] for i in ids]
+    assert packed.select(np.array([], dtype=np.int64)) == []

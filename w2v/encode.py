@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import os
+import shutil
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,12 +63,49 @@ def _number_block(block: str) -> tuple[np.ndarray, list[str]]:
     return local_ids, list(position)
 
 
+class PackedWords:
+    """Words by id, packed: their UTF-8 bytes, each followed by a space (no word holds one).
+
+    The pass keeps every distinct word it sees, most of them too rare for the vocabulary: at 275M
+    words of long-tailed text, 27M of them. As Python strings they would take about 60 bytes each
+    (1.6 GB); packed, their bytes and an 8-byte offset each. Only the chosen few become strings.
+    """
+
+    def __init__(self, text: bytes, starts: np.ndarray):
+        self.text = text
+        self.starts = starts  # (len + 1,) int64: word i is text[starts[i]:starts[i + 1] - 1]
+
+    @classmethod
+    def of(cls, words: Iterable[str]) -> PackedWords:
+        text = "".join(word + " " for word in words).encode("utf-8", "surrogatepass")
+        ends = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord(" "))
+        return cls(text, np.concatenate([np.zeros(1, np.int64), ends + 1]))
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def select(self, ids: np.ndarray, piece: int = 1 << 20) -> list[str]:
+        """The words of the given ids, in that order (a million at a time, so no index array grows with them all)."""
+        data, found = np.frombuffer(self.text, dtype=np.uint8), []
+        for lo in range(0, len(ids), piece):
+            part = np.asarray(ids[lo:lo + piece], dtype=np.int64)
+            starts, lengths = self.starts[part], self.starts[part + 1] - self.starts[part]  # each with its space
+            # Byte positions of every selected word, in order: each word's start, then +1 up to its space.
+            first = np.cumsum(lengths) - lengths
+            positions = np.repeat(starts - first, lengths) + np.arange(int(lengths.sum()))
+            found += data[positions].tobytes().decode("utf-8", "surrogatepass").split(" ")[:-1]
+        return found
+
+    def tolist(self) -> list[str]:
+        return self.text.decode("utf-8", "surrogatepass").split(" ")[:-1]
+
+
 @dataclass
 class ProvisionalIds:
     """The result of the pass: ids in first-seen numbering, on disk."""
 
     path: Path  # int32 ids, LINE_END_ID after every line
-    words: list[str]  # provisional id -> word (words[0] is LINE_END)
+    words: PackedWords  # provisional id -> word (word 0 is LINE_END)
     counts: np.ndarray  # (len(words),) int64 occurrences of each word (LINE_END: lines)
     tokens: int  # entries in the file, line ends included
 
@@ -88,7 +126,7 @@ def number_corpus(blocks: Iterable[str], out_path: Path, pre_tokenizer: str = "p
 
 
 def _number_python(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, workers: int,
-                   kernel=None) -> tuple[list[str], np.ndarray, int]:
+                   kernel=None) -> tuple[PackedWords, np.ndarray, int]:
     """Workers split and number blocks (w2v/words.py); this process maps each block's numbering into one.
     Returns (words by id, their counts, tokens written)."""
     # Every word seen, numbered in first-seen order (a dict keeps insertion order, so its keys
@@ -106,11 +144,11 @@ def _number_python(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, wo
     counts = np.zeros(len(index), dtype=np.int64)
     for piece in _pieces(out_path):
         counts += np.bincount(piece, minlength=len(index))  # one bincount per 16M ids
-    return list(index), counts, tokens
+    return PackedWords.of(index), counts, tokens
 
 
 def _number_compiled(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, workers: int,
-                     kernel) -> tuple[list[str], np.ndarray, int]:
+                     kernel) -> tuple[PackedWords, np.ndarray, int]:
     """One C table (w2v/kernels/words.c) numbers and counts every block's words, in corpus order.
 
     The numbering runs in a second thread (ctypes releases the GIL), while this one reads the
@@ -140,7 +178,7 @@ def _number_compiled(blocks: Iterable[str], out_path: Path, pre_tokenizer: str, 
             tokens += pending.popleft().result()
         counts = numbering.counts()
         counts[LINE_END_ID] -= 1  # the line end numbered first, not in the corpus
-        return numbering.words(), counts, tokens
+        return PackedWords(numbering.text(), numbering.starts()), counts, tokens
 
 
 def _prepare_block(block: str) -> tuple[bytes, bytes]:
@@ -199,24 +237,40 @@ def _numbered(blocks: Iterable[str], pre_tokenizer: str, workers: int) -> Iterat
     return _in_order(_number_block, blocks, pre_tokenizer, None, workers)
 
 
-def write_final_ids(provisional: ProvisionalIds, final_of: np.ndarray, ids_path: Path,
-                    piece: int = 1 << 24) -> np.ndarray:
-    """Map provisional ids to final ones into ids_path, dropping ids mapped to < 0 (rare words).
+def write_final_ids(provisional: ProvisionalIds, final_of: np.ndarray, ids_path: Path, sentences_path: Path,
+                    piece: int = 1 << 20) -> tuple[int, int]:
+    """Map provisional ids to final ones into ids_path, dropping ids mapped to < 0 (rare words), and write
+    the sentence offsets to sentences_path (int64 .npy): sentence s is ids[offsets[s]:offsets[s+1]],
+    empty lines dropped. Returns (ids written, sentences).
 
     final_of: (len(words),) int32 final id of each provisional id, -1 to drop it.
-    Returns the sentence offsets (int64): sentence s is ids[offsets[s]:offsets[s+1]], empty lines dropped.
+    The offsets go to disk piece by piece, as the ids do: 8 bytes a line would otherwise be the one
+    thing here that grows with the corpus (88 MB for 11M lines, three times over while filtered).
+    A piece of 1M ids takes about 22 MB of temporaries (16M took 350 MB), and no more time.
     """
-    ends, written = [np.zeros(1, np.int64)], 0
-    with open(ids_path, "wb") as out:
+    written, last, offsets = 0, 0, 1
+    raw_path = sentences_path.with_name(sentences_path.name + ".raw")
+    with open(ids_path, "wb") as out, open(raw_path, "wb") as raw:
+        raw.write(np.zeros(1, np.int64).tobytes())
         for part in _pieces(provisional.path, piece):
             mapped = final_of[part]
             kept_at = np.flatnonzero(mapped >= 0)
             # A line ends after the kept words before its LINE_END (a search in the kept positions:
             # a cumulative sum over every id is several times slower).
-            ends.append(written + np.searchsorted(kept_at, np.flatnonzero(part == LINE_END_ID)))
+            ends = written + np.searchsorted(kept_at, np.flatnonzero(part == LINE_END_ID))
+            # Offsets only grow; one equal to the last kept one ends a line with no kept word.
+            ends = ends[np.diff(ends, prepend=last) > 0]
+            raw.write(ends.tobytes())
+            offsets += len(ends)
+            last = int(ends[-1]) if len(ends) else last
             out.write(mapped[kept_at].astype(np.int32, copy=False).tobytes())
             written += len(kept_at)
-    ends.append(np.array([written], np.int64))  # a last line without a line end
-    offsets = np.concatenate(ends)
-    # Offsets only grow; equal neighbours are lines with no kept word.
-    return offsets[np.concatenate([[True], np.diff(offsets) > 0])]
+        if written > last:  # a last line without a line end
+            raw.write(np.array([written], np.int64).tobytes())
+            offsets += 1
+    with open(raw_path, "rb") as raw, open(sentences_path, "wb") as out:
+        np.lib.format.write_array_header_1_0(out, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.int64)),
+                                                   "fortran_order": False, "shape": (offsets,)})
+        shutil.copyfileobj(raw, out, 1 << 24)
+    raw_path.unlink()
+    return written, offsets - 1

@@ -15,13 +15,22 @@ from .config import W2VError
 from .objective import Objective
 
 GIB = 1024 ** 3
+# Host memory of the end of a run, measured (docs/performance.md, "Memory against corpus length"):
+# the words as strings, the rows to export and each 64k-row block of vectors.bin as it is written
+# (150 MB for 776k words), with the noise and subsampling arrays still held.
+EXPORT_FIXED_BYTES = 64 << 20
+EXPORT_WORD_BYTES = 192
 
 
 def estimate_bytes(backend, vocab_size: int, dim: int, objective: Objective, batch_size: int,
                    device_type: str = "cpu", world_size: int = 1, sync_method: str = "auto") -> dict[str, int]:
-    """What `backend` (a Backend class or instance) allocates on one rank's device: Backend.estimate_bytes."""
+    """What `backend` (a Backend class or instance) allocates on one rank's device: Backend.estimate_bytes,
+    plus 'export': on the CPU, the end of the run (the word list and the buffers of writing the vectors,
+    after training and beside the tables; on an accelerator this is host memory), whatever the backend."""
     cls = backend if isinstance(backend, type) else type(backend)
-    return cls.estimate_bytes(vocab_size, dim, objective, batch_size, device_type, world_size, sync_method)
+    need = cls.estimate_bytes(vocab_size, dim, objective, batch_size, device_type, world_size, sync_method)
+    need["export"] = EXPORT_FIXED_BYTES + EXPORT_WORD_BYTES * vocab_size if device_type == "cpu" else 0
+    return need
 
 
 def available_bytes(device: torch.device) -> int:
@@ -63,7 +72,7 @@ def check_fits(backend, vocab_size: int, dim: int, objective: Objective, batch_s
     raise W2VError(
         f"backend={cls.name} needs {total / GIB:.1f} GiB ({vocab_size} words x {dim} dims: tables "
         f"{need['tables'] / GIB:.1f}, working set {need['batch'] / GIB:.1f}, initial copies {need['copies'] / GIB:.1f}"
-        f"{synced}), "
+        f"{synced}, export {need['export'] / GIB:.1f}), "
         f"but only {free / GIB:.1f} GiB of {where} is free; use backend=sparse"
         f"{' or backend=offload (tables in host memory)' if device.type == 'cuda' else ''}, "
         f"{'train.sync_method=dense (the smallest sync buffers), fewer ranks a host, ' if need['sync'] else ''}"

@@ -40,8 +40,16 @@ def new_tokenizer(pre_tokenizer: str = "punct") -> Tokenizer:
 
 def tokenizer_for_words(words: list[str], pre_tokenizer: str = "punct") -> Tokenizer:
     """A WordLevel tokenizer whose id i + 1 is words[i] (id 0 is [UNK])."""
+    return tokenizer_for_vocab(dict(zip(words, range(1, len(words) + 1))), pre_tokenizer)
+
+
+def tokenizer_for_vocab(vocab: dict[str, int], pre_tokenizer: str = "punct") -> Tokenizer:
+    """A WordLevel tokenizer of word -> id, ids 1..len(vocab) (id 0 is [UNK]; vocab is taken over).
+
+    The mapping is handed over as it is, in any order: the model keeps ids, not insertion order.
+    """
+    vocab[UNK] = 0
     tokenizer = new_tokenizer(pre_tokenizer)
-    vocab = {UNK: 0, **{word: i + 1 for i, word in enumerate(words)}}
     tokenizer.model = models.WordLevel(vocab, unk_token=UNK)
     tokenizer.add_special_tokens([UNK])
     return tokenizer
@@ -70,9 +78,9 @@ def train_tokenizer(line_batches: Iterable[list[str]], min_count: int, max_size:
 
 
 def id_to_word(tokenizer: Tokenizer) -> list[str]:
-    """Index -> word for every id of the tokenizer (specials included)."""
-    vocab = tokenizer.get_vocab()
-    words = [""] * len(vocab)
-    for word, idx in vocab.items():
-        words[idx] = word
-    return words
+    """Index -> word for every id of the tokenizer (specials included).
+
+    Asked id by id: get_vocab() would build a dictionary of every word first (twice the time, and
+    for a vocabulary of millions, hundreds of MB more).
+    """
+    return [tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size())]

@@ -64,19 +64,40 @@ int64_t w2v_nonascii_pieces(const char *text_, int64_t n, char *out, int64_t out
     return written;
 }
 
+/* The table. Over a long-tailed corpus most of its lookups miss every cache (10M distinct words
+   take about 400 MB), so a block is numbered in two passes: the first splits it into words and
+   hashes them; the second looks them up in order, each while the memory of the words a few
+   places ahead is already being fetched: its slot, then its entry, then its bytes (three
+   dependent loads, each prefetched AHEAD words after the one before). */
+enum { AHEAD = 8 };
+
 typedef struct {
     uint32_t hash;   /* of the word */
     uint32_t index;  /* 0: empty slot, else the word's id + 1 */
 } Slot;                /* one array of both: a probe touches one cache line */
 
 typedef struct {
+    int64_t start;   /* the word is words[start:start + its length], a space after it */
+    int64_t count;   /* occurrences so far */
+} Entry;               /* together: one cache line for both */
+
+typedef struct {
+    int64_t start;   /* in the block's lowercased copy (scratch) */
+    int64_t len;
+    uint32_t hash;
+} Pending;             /* a word of the block, split and hashed, not yet numbered */
+
+typedef struct {
     Slot *slots;
     uint64_t mask;
-    int64_t *starts;   /* distinct word i is words[starts[i]:starts[i + 1] - 1] (a space follows each) */
-    int64_t *counts;   /* occurrences of word i so far */
-    int64_t distinct, starts_cap;
-    char *words;
+    Entry *entries;    /* by id */
+    int64_t distinct, entries_cap;
+    char *words;       /* every distinct word in id order, each followed by a space (no word holds one) */
     int64_t words_len, words_cap;
+    char *scratch;     /* the block's words, lowercased */
+    int64_t scratch_cap;
+    Pending *pending;  /* the block's words, in text order */
+    int64_t pending_cap;
 } Table;
 
 static int table_grow(Table *t) {
@@ -95,33 +116,33 @@ static int table_grow(Table *t) {
     return 0;
 }
 
-/* The index of the word just written at words + words_len (len bytes), adding it if new; -1: no memory.
-   The caller has made room for the word and its space (w2v_words_number reserves a block's worth). */
-static int64_t table_index(Table *t, int64_t len, uint32_t hash) {
-    const char *word = t->words + t->words_len;
+/* The id of a word (its bytes at `word`), adding it if new; -1: no memory.
+   Equal words: same bytes, and the stored word ends where this one does (its space follows).
+   The caller has made room in `words` for the word and its space. */
+static int64_t table_index(Table *t, const char *word, int64_t len, uint32_t hash) {
     uint64_t j = hash & t->mask;
     for (; t->slots[j].index; j = (j + 1) & t->mask) {
         if (t->slots[j].hash != hash) continue;
-        int64_t k = t->slots[j].index - 1, start = t->starts[k];
-        if (t->starts[k + 1] - 1 - start == len && memcmp(t->words + start, word, (size_t)len) == 0) return k;
+        int64_t k = t->slots[j].index - 1, start = t->entries[k].start;
+        /* The stored word has no space inside, so a shorter one differs at its space; reading
+           past it stays inside the buffer: words_cap holds the words being added too. */
+        if (memcmp(t->words + start, word, (size_t)len) == 0 && t->words[start + len] == ' ') return k;
     }
-    if (t->distinct + 2 > t->starts_cap) {
-        int64_t cap = t->starts_cap * 2;
-        int64_t *starts = realloc(t->starts, (size_t)cap * sizeof(int64_t));
-        if (!starts) return -1;
-        t->starts = starts;
-        int64_t *counts = realloc(t->counts, (size_t)cap * sizeof(int64_t));
-        if (!counts) return -1;
-        t->counts = counts;
-        t->starts_cap = cap;
+    if (t->distinct + 1 > t->entries_cap) {
+        int64_t cap = t->entries_cap * 2;
+        Entry *entries = realloc(t->entries, (size_t)cap * sizeof(Entry));
+        if (!entries) return -1;
+        t->entries = entries;
+        t->entries_cap = cap;
     }
     int64_t k = t->distinct++;
-    t->counts[k] = 0;
+    t->entries[k].start = t->words_len;
+    t->entries[k].count = 0;
     t->slots[j].index = (uint32_t)(k + 1);
     t->slots[j].hash = hash;
+    memcpy(t->words + t->words_len, word, (size_t)len);
     t->words[t->words_len + len] = ' ';
     t->words_len += len + 1;
-    t->starts[k + 1] = t->words_len;
     if ((uint64_t)t->distinct * 2 > t->mask && table_grow(t)) return -1;
     return k;
 }
@@ -129,9 +150,10 @@ static int64_t table_index(Table *t, int64_t len, uint32_t hash) {
 #define FNV_BASIS 2166136261u
 #define FNV_PRIME 16777619u
 
-/* Lowercase text[from:to] into the words buffer's free end and number it. */
-static int64_t add_ascii(Table *t, const unsigned char *text, int64_t from, int64_t to) {
-    char *dst = t->words + t->words_len;
+/* Lowercase text[from:to] into the scratch buffer's free end and queue it. */
+static void queue_ascii(Table *t, int64_t *used, int64_t *queued, const unsigned char *text, int64_t from,
+                        int64_t to) {
+    char *dst = t->scratch + *used;
     uint32_t hash = FNV_BASIS;
     for (int64_t i = from; i < to; i++) {
         unsigned char c = text[i];
@@ -139,7 +161,8 @@ static int64_t add_ascii(Table *t, const unsigned char *text, int64_t from, int6
         dst[i - from] = (char)c;
         hash = (hash ^ c) * FNV_PRIME;
     }
-    return table_index(t, to - from, hash);
+    t->pending[(*queued)++] = (Pending){*used, to - from, hash};
+    *used += to - from;
 }
 
 /* A numbering of words, kept across blocks: ids in first-seen order. */
@@ -149,16 +172,14 @@ void *w2v_words_new(void) {
     if (!t) return NULL;
     t->mask = (1 << 14) - 1;
     t->slots = calloc(t->mask + 1, sizeof(Slot));
-    t->starts_cap = 1 << 12;
-    t->starts = malloc((size_t)t->starts_cap * sizeof(int64_t));
-    t->counts = malloc((size_t)t->starts_cap * sizeof(int64_t));
+    t->entries_cap = 1 << 12;
+    t->entries = malloc((size_t)t->entries_cap * sizeof(Entry));
     t->words_cap = 1 << 16;
     t->words = malloc((size_t)t->words_cap);
-    if (!t->slots || !t->starts || !t->counts || !t->words) {
-        free(t->slots); free(t->starts); free(t->counts); free(t->words); free(t);
+    if (!t->slots || !t->entries || !t->words) {
+        free(t->slots); free(t->entries); free(t->words); free(t);
         return NULL;
     }
-    t->starts[0] = 0;
     return t;
 }
 
@@ -166,18 +187,32 @@ void w2v_words_free(void *table) {
     Table *t = table;
     if (!t) return;
     free(t->slots);
-    free(t->starts);
-    free(t->counts);
+    free(t->entries);
     free(t->words);
+    free(t->scratch);
+    free(t->pending);
     free(t);
 }
 
 int64_t w2v_words_distinct(void *table) { return ((Table *)table)->distinct; }
 
+/* Bytes of the table that grow with the distinct words: its slots, their entries, their text. */
+int64_t w2v_words_bytes(void *table) {
+    Table *t = table;
+    return (int64_t)((t->mask + 1) * sizeof(Slot)) + t->distinct * (int64_t)sizeof(Entry) + t->words_len;
+}
+
+/* Where each word starts in w2v_words_text, and its length at the end (w2v_words_distinct + 1 offsets). */
+void w2v_words_starts(void *table, int64_t *starts) {
+    Table *t = table;
+    for (int64_t k = 0; k < t->distinct; k++) starts[k] = t->entries[k].start;
+    starts[t->distinct] = t->words_len;
+}
+
 /* Copy each word's occurrences so far into counts (w2v_words_distinct of them). */
 void w2v_words_counts(void *table, int64_t *counts) {
     Table *t = table;
-    memcpy(counts, t->counts, (size_t)t->distinct * sizeof(int64_t));
+    for (int64_t k = 0; k < t->distinct; k++) counts[k] = t->entries[k].count;
 }
 
 /* The distinct words in id order, each followed by a space: *len bytes, valid until the next call. */
@@ -186,38 +221,28 @@ const char *w2v_words_text(void *table, int64_t *len) {
     return ((Table *)table)->words;
 }
 
-/* Number the words of `text` into the table; ids receives their ids. Returns how many (-1: no memory,
-   -2: ids_cap too small, -3: fewer words in `given` than non-ASCII pieces in text).
-   given: the words of the non-ASCII pieces, in order, separated by single spaces, each piece's
-   words followed by the word "\0" (w2v/words.py's split_block of the pieces joined by '\n'). */
-int64_t w2v_words_number(void *table, const char *text_, int64_t n, int punct, const char *given_,
-                         int64_t given_len, int32_t *ids, int64_t ids_cap) {
-    Table *t = table;
-    const unsigned char *text = (const unsigned char *)text_, *given = (const unsigned char *)given_;
-    /* Every word of text or given takes at most its own length plus a space in `words`. */
-    int64_t need = t->words_len + 2 * n + given_len + 2;
-    if (need > t->words_cap) {
-        int64_t cap = t->words_cap;
-        while (cap < need) cap *= 2;
-        char *words = realloc(t->words, (size_t)cap);
-        if (!words) return -1;
-        t->words = words;
-        t->words_cap = cap;
-    }
-    int64_t count = 0, i = 0, g = 0;
-#define ADD(expr)                                     \
-    do {                                              \
-        if (count >= ids_cap) return -2;              \
-        int64_t k_ = (expr);                          \
-        if (k_ < 0) return -1;                        \
-        t->counts[k_]++;                              \
-        ids[count++] = (int32_t)k_;                   \
-    } while (0)
+static int reserve(void **buffer, int64_t *cap, int64_t need, size_t item) {
+    if (need <= *cap) return 0;
+    int64_t size = *cap ? *cap : 1 << 16;
+    while (size < need) size *= 2;
+    void *grown = realloc(*buffer, (size_t)size * item);
+    if (!grown) return -1;
+    *buffer = grown;
+    *cap = size;
+    return 0;
+}
+
+/* Pass 1: split `text` (and take the words of its non-ASCII pieces from `given`) into t->pending.
+   Returns how many words (-3: fewer words in `given` than non-ASCII pieces in text). */
+static int64_t split_words(Table *t, const unsigned char *text, int64_t n, int punct, const unsigned char *given,
+                           int64_t given_len) {
+    int64_t queued = 0, used = 0, i = 0, g = 0;
     while (i < n) {
         unsigned char c = text[i];
         if (c == '\n') {
-            t->words[t->words_len] = '\0';
-            ADD(table_index(t, 1, FNV_BASIS * FNV_PRIME)); /* the hash of the one byte 0 */
+            t->scratch[used] = '\0';
+            t->pending[queued++] = (Pending){used, 1, FNV_BASIS * FNV_PRIME}; /* the hash of the one byte 0 */
+            used++;
             i++;
             continue;
         }
@@ -236,21 +261,22 @@ int64_t w2v_words_number(void *table, const char *text_, int64_t n, int punct, c
                 }
                 int piece_ends = stop - g == 1 && given[g] == '\0';
                 if (!piece_ends) {
-                    memcpy(t->words + t->words_len, given + g, (size_t)(stop - g));
-                    ADD(table_index(t, stop - g, hash));
+                    memcpy(t->scratch + used, given + g, (size_t)(stop - g));
+                    t->pending[queued++] = (Pending){used, stop - g, hash};
+                    used += stop - g;
                 }
                 g = stop + 1;
                 if (piece_ends) break;
             }
         } else if (!punct) {
-            ADD(add_ascii(t, text, i, end));
+            queue_ascii(t, &used, &queued, text, i, end);
         } else {
             int64_t start = i;
             unsigned char kind = byte_classes[text[i]];
             for (int64_t j = i + 1; j <= end; j++) {
                 unsigned char next = j < end ? byte_classes[text[j]] : SPACE;
                 if (next != kind) {
-                    ADD(add_ascii(t, text, start, j));
+                    queue_ascii(t, &used, &queued, text, start, j);
                     start = j;
                     kind = next;
                 }
@@ -258,6 +284,47 @@ int64_t w2v_words_number(void *table, const char *text_, int64_t n, int punct, c
         }
         i = end;
     }
-#undef ADD
+    return queued;
+}
+
+/* The id of the word in `p`'s slot, if that slot holds a word of the same hash; else -1 (a hint only). */
+static inline int64_t first_probe(const Table *t, const Pending *p) {
+    Slot s = t->slots[p->hash & t->mask];
+    return s.index && s.hash == p->hash ? (int64_t)s.index - 1 : -1;
+}
+
+/* Number the words of `text` into the table; ids receives their ids. Returns how many (-1: no memory,
+   -2: ids_cap too small, -3: fewer words in `given` than non-ASCII pieces in text).
+   given: the words of the non-ASCII pieces, in order, separated by single spaces, each piece's
+   words followed by the word "\0" (w2v/words.py's split_block of the pieces joined by '\n'). */
+int64_t w2v_words_number(void *table, const char *text_, int64_t n, int punct, const char *given_,
+                         int64_t given_len, int32_t *ids, int64_t ids_cap) {
+    Table *t = table;
+    /* Each word takes at least one byte of text or given (a line end: its '\n'). */
+    int64_t most = n + given_len + 1;
+    if (reserve((void **)&t->scratch, &t->scratch_cap, most, 1) ||
+        reserve((void **)&t->pending, &t->pending_cap, most, sizeof(Pending)) ||
+        /* Every new word takes at most its own length plus a space in `words`. */
+        reserve((void **)&t->words, &t->words_cap, t->words_len + 2 * most, 1))
+        return -1;
+    int64_t count = split_words(t, (const unsigned char *)text_, n, punct, (const unsigned char *)given_, given_len);
+    if (count < 0) return count;
+    if (count > ids_cap) return -2;
+    const Pending *p = t->pending;
+    for (int64_t i = 0; i < count; i++) {
+        if (i + 3 * AHEAD < count) __builtin_prefetch(&t->slots[p[i + 3 * AHEAD].hash & t->mask]);
+        if (i + 2 * AHEAD < count) {
+            int64_t k = first_probe(t, &p[i + 2 * AHEAD]);
+            if (k >= 0) __builtin_prefetch(&t->entries[k], 1);
+        }
+        if (i + AHEAD < count) {
+            int64_t k = first_probe(t, &p[i + AHEAD]);
+            if (k >= 0) __builtin_prefetch(t->words + t->entries[k].start);
+        }
+        int64_t k = table_index(t, t->scratch + p[i].start, p[i].len, p[i].hash);
+        if (k < 0) return -1;
+        t->entries[k].count++;
+        ids[i] = (int32_t)k;
+    }
     return count;
 }

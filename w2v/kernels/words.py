@@ -24,6 +24,8 @@ class WordsKernel:
         lib.w2v_words_new.argtypes, lib.w2v_words_new.restype = [], _ptr
         lib.w2v_words_free.argtypes, lib.w2v_words_free.restype = [_ptr], None
         lib.w2v_words_distinct.argtypes, lib.w2v_words_distinct.restype = [_ptr], _i64
+        lib.w2v_words_bytes.argtypes, lib.w2v_words_bytes.restype = [_ptr], _i64
+        lib.w2v_words_starts.argtypes, lib.w2v_words_starts.restype = [_ptr, _ptr], None
         lib.w2v_words_counts.argtypes, lib.w2v_words_counts.restype = [_ptr, _ptr], None
         lib.w2v_words_text.argtypes, lib.w2v_words_text.restype = [_ptr, ctypes.POINTER(_i64)], _ptr
         lib.w2v_words_number.argtypes = [_ptr, ctypes.c_char_p, _i64, _int, ctypes.c_char_p, _i64, _ptr, _i64]
@@ -80,18 +82,31 @@ class Numbering:
     def __len__(self) -> int:
         return self.lib.w2v_words_distinct(self.table)
 
+    def allocated_bytes(self) -> int:
+        """Bytes of the C table that grow with the distinct words (their bytes, plus 32-48 bytes each)."""
+        return self.lib.w2v_words_bytes(self.table)
+
+    def starts(self) -> np.ndarray:
+        """(len(self) + 1,) int64: word i is text()[starts[i]:starts[i + 1] - 1] (a space follows each)."""
+        starts = np.empty(len(self) + 1, dtype=np.int64)
+        self.lib.w2v_words_starts(self.table, starts.ctypes.data)
+        return starts
+
     def counts(self) -> np.ndarray:
         """(len(self),) int64 occurrences of each word so far, by id."""
         counts = np.empty(len(self), dtype=np.int64)
         self.lib.w2v_words_counts(self.table, counts.ctypes.data)
         return counts
 
-    def words(self) -> list[str]:
-        """Every word numbered so far, in id order."""
+    def text(self) -> bytes:
+        """Every word numbered so far, in id order, as UTF-8, each followed by a space (no word holds one)."""
         size = _i64()
         address = self.lib.w2v_words_text(self.table, ctypes.byref(size))
-        # Each word is followed by a space (no word holds one), the last one too.
-        return ctypes.string_at(address, size.value).decode("utf-8", "surrogatepass").split(" ")[:-1]
+        return ctypes.string_at(address, size.value)
+
+    def words(self) -> list[str]:
+        """Every word numbered so far, in id order."""
+        return self.text().decode("utf-8", "surrogatepass").split(" ")[:-1]
 
     def close(self) -> None:
         if self.table:

@@ -194,15 +194,17 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
     export = ExportConfig(text=bool(e.get("text", False)),
                           projector_words=_int(e, "projector_words", "export", 0))
     return RunConfig(model=model, backend=backend, data=data, vocab=vocab, train=train, export=export,
-                     phrases=parse_phrases(cfg.get("phrases") or {}), evaluate=bool(cfg.get("evaluate", True)), cache_dir=str(cfg.get("cache_dir", "data/cache")))
+                     phrases=parse_phrases(cfg.get("phrases") or {}),
+                     evaluate=bool(cfg.get("evaluate", True)), cache_dir=str(cfg.get("cache_dir", "data/cache")))
 
 
 def parse_phrases(p: Mapping[str, Any]) -> PhrasesConfig:
     """Validate the phrases group; the ranges are gensim's Phrases' (threshold > 0, npmi's in [-1, 1])."""
-    phrases = PhrasesConfig(passes=_int(p, "passes", "phrases", 0) if "passes" in p else PhrasesConfig.passes,
-                            threshold=_float(p, "threshold", "phrases") if "threshold" in p else PhrasesConfig.threshold,
-                            min_count=_int(p, "min_count", "phrases", 1) if "min_count" in p else PhrasesConfig.min_count,
-                            scoring=str(p.get("scoring", PhrasesConfig.scoring)))
+    default = PhrasesConfig()
+    phrases = PhrasesConfig(passes=_int(p, "passes", "phrases", 0) if "passes" in p else default.passes,
+                            threshold=_float(p, "threshold", "phrases") if "threshold" in p else default.threshold,
+                            min_count=_int(p, "min_count", "phrases", 1) if "min_count" in p else default.min_count,
+                            scoring=str(p.get("scoring", default.scoring)))
     if phrases.scoring not in ("default", "npmi"):
         raise W2VError(f"phrases.scoring must be default or npmi, got {phrases.scoring!r}")
     if phrases.scoring == "default" and phrases.threshold <= 0:

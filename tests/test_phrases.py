@@ -14,7 +14,7 @@ from w2v.config import DataConfig, PhrasesConfig, VocabConfig, W2VError
 from w2v.corpus import Corpus, open_corpus
 from w2v.encode import LINE_END_ID, number_corpus
 from w2v.kernels import load_phrases, load_words
-from w2v.phrases import _count_compiled, _count_numpy, find_phrases, join_phrases, phrase_ids, scores
+from w2v.phrases import _count_compiled, _count_numpy, find_phrases, join_phrases, joinable, phrase_ids, scores
 from w2v.token_ids import load_or_build
 
 # Each planted phrase is written as its words; "new york times" also holds "new york".
@@ -145,6 +145,24 @@ def test_phrases_never_cross_a_line_end(tmp_path):
     vocab = build(tmp_path, text, PhrasesConfig(passes=1, threshold=0.1, min_count=1)).tokenizer.get_vocab()
     assert "new_york" not in vocab
     assert {"w1_w2", "york_w3"} <= set(vocab)  # joined inside the lines: the settings join what they may
+
+
+def test_punctuation_runs_never_join(tmp_path):
+    """With vocab.pre_tokenizer=punct, "(" and ".)" are tokens; they score as high as ice cream here."""
+    text = planted_text(600).replace("ice cream", "ice cream ( zool .)")
+    vocab = build(tmp_path, text, PhrasesConfig(passes=2)).tokenizer.get_vocab()
+    assert "ice_cream" in vocab and not [w for w in vocab if "_" in w and ("(" in w or ".)" in w)]
+    provisional = provisional_stream(tmp_path, text)
+    a, b, pair_counts = _count_compiled(provisional.path, load_phrases())
+    words = provisional.words
+    unrestricted = find_phrases(a, b, pair_counts, provisional.counts, PhrasesConfig(passes=1))
+    restricted = find_phrases(a, b, pair_counts, provisional.counts, PhrasesConfig(passes=1), joinable(words))
+    pairs = {(words[x], words[y]) for x, y in zip(*unrestricted[:2])}
+    punctuated = {("cream", "("), ("(", "zool"), ("zool", ".)")}
+    assert punctuated <= pairs  # what gensim would join
+    assert {(words[x], words[y]) for x, y in zip(*restricted[:2])} == pairs - punctuated
+    assert joinable(["ice", "(", ".)", "_", "x2", "é", "new_york", "--"]).tolist() == [
+        True, False, False, False, True, True, True, False]
 
 
 @pytest.mark.parametrize("kernel", COUNTED, ids=COUNTED_IDS)

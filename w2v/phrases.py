@@ -9,6 +9,9 @@ the same settings find the same phrases (tests/test_phrases.py compares them):
   (word2vec.c multiplies by the number of words in the corpus instead, so its thresholds are larger),
   or as gensim's `npmi_scorer`, for pairs seen at least min_count times, with p(x) = count(x) / tokens:
       ln(p(ab) / (p(a) p(b))) / -ln(p(ab)), in [-1, 1];
+- only words join: a token without a letter or digit (a punctuation run of vocab.pre_tokenizer=punct,
+  such as "(" or ".)") is never part of a phrase, as in word2vec.c, where punctuation sticks to the
+  words around it; gensim joins whatever tokens it is given, so on such tokens it would join ";_" or "(_b_)";
 - a pair scoring above the threshold is a phrase; the text is then rewritten left to right, each
   occurrence of a phrase becoming one token "a_b" (a word joined to its left neighbour cannot start a
   phrase with its right one: "a b c" with both pairs phrases gives a_b c, as gensim's);
@@ -24,6 +27,7 @@ The pairs are counted by w2v/kernels/phrases.c; without a C compiler, by numpy (
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +40,9 @@ from .encode import LINE_END_ID, ProvisionalIds
 
 PIECE = 1 << 24  # ids read at a time
 JOINER = "_"
+# Bump when the phrases found for the same settings change: it keys the token-id cache.
+RULES_VERSION = 1
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 
 
 @dataclass
@@ -63,17 +70,26 @@ def scores(pair_counts: np.ndarray, counts_a: np.ndarray, counts_b: np.ndarray, 
     return (pair_counts - cfg.min_count) / (counts_a * counts_b) * distinct
 
 
+def joinable(words: list[str]) -> np.ndarray:
+    """(len(words),) bool: which words may be part of a phrase (those holding a letter or a digit)."""
+    return np.fromiter((_LETTER_OR_DIGIT.search(word) is not None for word in words), bool, len(words))
+
+
 def find_phrases(a: np.ndarray, b: np.ndarray, pair_counts: np.ndarray, counts: np.ndarray,
-                 cfg: PhrasesConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 cfg: PhrasesConfig, may_join: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(a, b, score) of the pairs scoring above cfg.threshold, sorted by (a, b).
 
-    a, b: every distinct pair of the pass; counts: the count of each id (counts[LINE_END_ID] ignored).
+    a, b: every distinct pair of the pass; counts: the count of each id (counts[LINE_END_ID] ignored);
+    may_join: which ids may be part of a phrase (None: all). Every pair counts in gensim's N all the same.
     """
     words = counts.copy()
     words[LINE_END_ID] = 0
     distinct = int(np.count_nonzero(words)) + len(a)
     score = scores(pair_counts, words[a], words[b], distinct, int(words.sum()), cfg)
-    keep = np.flatnonzero(score > cfg.threshold)
+    above = score > cfg.threshold
+    if may_join is not None:
+        above &= may_join[a] & may_join[b]
+    keep = np.flatnonzero(above)
     order = keep[np.lexsort((b[keep], a[keep]))]
     return a[order], b[order], score[order]
 
@@ -109,7 +125,7 @@ def join_phrases(provisional: ProvisionalIds, cfg: PhrasesConfig, kernel=None,
         started = time.perf_counter()
         a, b, pair_counts = (_count_compiled(provisional.path, kernel) if kernel is not None
                              else _count_numpy(provisional.path))
-        a, b, score = find_phrases(a, b, pair_counts, provisional.counts, cfg)
+        a, b, score = find_phrases(a, b, pair_counts, provisional.counts, cfg, joinable(provisional.words))
         joined_ids, new_words = phrase_ids(provisional.words, a, b)
         words = provisional.words + new_words
         out_path = provisional.path.with_name(f"{provisional.path.stem}.phrases{number}.int32")

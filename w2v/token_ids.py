@@ -37,7 +37,7 @@ from .config import PhrasesConfig, VocabConfig, W2VError
 from .corpus import Corpus
 from .encode import LINE_END_ID, number_corpus, write_final_ids
 from .kernels import load_phrases, load_words
-from .phrases import join_phrases
+from .phrases import RULES_VERSION, join_phrases
 from .vocab import TOKENIZER_VERSION, tokenizer_for_words
 
 
@@ -65,7 +65,7 @@ CHECKSUMMED_FILES = ("ids.int32", "sentences.npy", "counts.npy", "tokenizer.json
 
 def cache_key(corpus: Corpus, vocab: VocabConfig, phrases: PhrasesConfig | None = None) -> str:
     # Without phrases the key is what it was before phrases existed: those caches stay valid.
-    joined = (f"|phrases{phrases.passes},{phrases.threshold!r},{phrases.min_count},{phrases.scoring}"
+    joined = (f"|phrases{phrases.passes},{phrases.threshold!r},{phrases.min_count},{phrases.scoring},v{RULES_VERSION}"
               if phrases is not None and phrases.passes else "")
     h = hashlib.sha256(f"{corpus.fingerprint()}|{vocab.min_count}|{vocab.max_size}|{vocab.pre_tokenizer}"
                        f"|v{TOKENIZER_VERSION}|c{CACHE_FORMAT}{joined}".encode())

@@ -21,8 +21,8 @@ It runs on the provisional id stream of w2v/encode.py, after the text pass and b
 vocabulary is chosen, so the text is read once whatever the passes, phrase tokens are
 chosen for the vocabulary by their counts like any word, and the id cache holds the result.
 Each pass reads the stream in pieces of 16M ids (a line may span pieces) and writes the rewritten
-one beside it: the memory is the pair table, 32 bytes a distinct pair (about 50 MB for the 1.5M
-pairs of a 6M-word corpus), as gensim keeps every distinct pair too.
+one beside it: the memory is the pair table, 16-byte slots kept at most half full, so 32-64 bytes a
+distinct pair (64 MB for the 1.5M pairs of a 6M-word corpus), as gensim keeps every distinct pair too.
 The pairs are counted by w2v/kernels/phrases.c; without a C compiler, by numpy (same result, slower).
 """
 from __future__ import annotations
@@ -120,14 +120,15 @@ def join_phrases(provisional: ProvisionalIds, cfg: PhrasesConfig, kernel=None,
                  log=lambda message: None) -> tuple[ProvisionalIds, list[PassStats]]:
     """cfg.passes passes of phrase detection over the stream; returns it rewritten (the input file is
     removed) and each pass's numbers. kernel: w2v.kernels.load_phrases(), or None for numpy."""
-    stats = []
+    stats, may_join = [], joinable(provisional.words)
     for number in range(1, cfg.passes + 1):
         started = time.perf_counter()
         a, b, pair_counts = (_count_compiled(provisional.path, kernel) if kernel is not None
                              else _count_numpy(provisional.path))
-        a, b, score = find_phrases(a, b, pair_counts, provisional.counts, cfg, joinable(provisional.words))
+        a, b, score = find_phrases(a, b, pair_counts, provisional.counts, cfg, may_join)
         joined_ids, new_words = phrase_ids(provisional.words, a, b)
         words = provisional.words + new_words
+        may_join = np.concatenate([may_join, np.ones(len(new_words), bool)])  # a phrase holds words
         out_path = provisional.path.with_name(f"{provisional.path.stem}.phrases{number}.int32")
         join = _join_compiled if kernel is not None else _join_numpy
         counts, tokens = join(provisional.path, out_path, a, b, joined_ids, len(words), kernel)

@@ -61,6 +61,15 @@ class VocabConfig:
     pre_tokenizer: str = "punct"  # punct: words and punctuation runs (HF Whitespace); whitespace: split on spaces
 
 
+@dataclass
+class PhrasesConfig:
+    """Bigram detection before the vocabulary (w2v/phrases.py); passes=0 (phrases=none) turns it off."""
+    passes: int = 0
+    threshold: float = 10.0  # a pair joins when its score is above this (npmi: in [-1, 1])
+    min_count: int = 5  # gensim's Phrases min_count: subtracted from the pair's count (npmi: its least count)
+    scoring: str = "default"  # default (word2vec.c / gensim original_scorer) | npmi
+
+
 # backend=fused under torchrun (w2v/table_sync.py): how the tables are exchanged, and how the
 # ranks' moves of a row combine (one rule, or one per table as "input/output").
 SYNC_METHODS = ("auto", "rows", "dense")
@@ -98,6 +107,7 @@ class RunConfig:
     vocab: VocabConfig
     train: TrainConfig
     export: ExportConfig
+    phrases: PhrasesConfig = field(default_factory=PhrasesConfig)
     evaluate: bool = True
     cache_dir: str = "data/cache"
 
@@ -200,4 +210,21 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
     export = ExportConfig(text=bool(e.get("text", False)),
                           projector_words=_int(e, "projector_words", "export", 0))
     return RunConfig(model=model, backend=backend, data=data, vocab=vocab, train=train, export=export,
+                     phrases=parse_phrases(cfg.get("phrases") or {}),
                      evaluate=bool(cfg.get("evaluate", True)), cache_dir=str(cfg.get("cache_dir", "data/cache")))
+
+
+def parse_phrases(p: Mapping[str, Any]) -> PhrasesConfig:
+    """Validate the phrases group; the ranges are gensim's Phrases' (threshold > 0, npmi's in [-1, 1])."""
+    default = PhrasesConfig()
+    phrases = PhrasesConfig(passes=_int(p, "passes", "phrases", 0) if "passes" in p else default.passes,
+                            threshold=_float(p, "threshold", "phrases") if "threshold" in p else default.threshold,
+                            min_count=_int(p, "min_count", "phrases", 1) if "min_count" in p else default.min_count,
+                            scoring=str(p.get("scoring", default.scoring)))
+    if phrases.scoring not in ("default", "npmi"):
+        raise W2VError(f"phrases.scoring must be default or npmi, got {phrases.scoring!r}")
+    if phrases.scoring == "default" and phrases.threshold <= 0:
+        raise W2VError(f"phrases.threshold must be > 0 with phrases.scoring=default, got {phrases.threshold}")
+    if phrases.scoring == "npmi" and not -1 <= phrases.threshold <= 1:
+        raise W2VError(f"phrases.threshold must be in [-1, 1] with phrases.scoring=npmi, got {phrases.threshold}")
+    return phrases

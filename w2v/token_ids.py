@@ -33,11 +33,12 @@ import numpy as np
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from .config import VocabConfig
+from .config import PhrasesConfig, VocabConfig
 from .errors import W2VError
 from .corpus import Corpus
 from .encode import LINE_END_ID, number_corpus, write_final_ids
-from .kernels import load_words
+from .kernels import load_phrases, load_words
+from .phrases import RULES_VERSION, join_phrases
 from .vocab import TOKENIZER_VERSION, tokenizer_for_vocab
 
 
@@ -63,9 +64,12 @@ CACHE_FORMAT = 2  # 2: meta.json holds a checksum of every file
 CHECKSUMMED_FILES = ("ids.int32", "sentences.npy", "counts.npy", "tokenizer.json")
 
 
-def cache_key(corpus: Corpus, vocab: VocabConfig) -> str:
+def cache_key(corpus: Corpus, vocab: VocabConfig, phrases: PhrasesConfig | None = None) -> str:
+    # Without phrases the key is what it was before phrases existed: those caches stay valid.
+    joined = (f"|phrases{phrases.passes},{phrases.threshold!r},{phrases.min_count},{phrases.scoring},v{RULES_VERSION}"
+              if phrases is not None and phrases.passes else "")
     h = hashlib.sha256(f"{corpus.fingerprint()}|{vocab.min_count}|{vocab.max_size}|{vocab.pre_tokenizer}"
-                       f"|v{TOKENIZER_VERSION}|c{CACHE_FORMAT}".encode())
+                       f"|v{TOKENIZER_VERSION}|c{CACHE_FORMAT}{joined}".encode())
     return h.hexdigest()[:20]
 
 
@@ -157,7 +161,7 @@ def choose_vocabulary(counts: np.ndarray, min_count: int, max_size: int | None) 
 
 
 def _encode_to_disk(corpus: Corpus, vocab: VocabConfig, folder: Path, show_progress: bool, workers: int | None,
-                    block_bytes: int) -> tuple[dict, Tokenizer]:
+                    block_bytes: int, phrases: PhrasesConfig | None = None, log=print) -> tuple[dict, Tokenizer]:
     """The one text pass (w2v/encode.py), then the vocabulary and the final ids, into folder."""
     total = corpus.total_bytes()
     with tqdm(desc="reading corpus", total=total, unit="B", unit_scale=True, disable=not show_progress,
@@ -168,6 +172,9 @@ def _encode_to_disk(corpus: Corpus, vocab: VocabConfig, folder: Path, show_progr
     try:
         if provisional.counts[1:].sum() == 0:
             raise W2VError("the corpus is empty or whitespace-only; give a text file with words in it")
+        phrase_passes = []
+        if phrases is not None and phrases.passes:
+            provisional, phrase_passes = join_phrases(provisional, phrases, load_phrases(), log)
         chosen = choose_vocabulary(provisional.counts, vocab.min_count, vocab.max_size)
         if len(chosen) == 0:
             raise W2VError(f"no word occurs at least vocab.min_count={vocab.min_count} times; "
@@ -185,7 +192,7 @@ def _encode_to_disk(corpus: Corpus, vocab: VocabConfig, folder: Path, show_progr
     np.save(folder / "counts.npy", counts)
     meta = {"tokens": tokens, "sentences": sentences, "vocab_size": len(chosen) + 1,
             "replaced_chars": int(corpus.replaced_chars), "replaced_by_file": dict(corpus.replaced_by_file),
-            "pre_tokenizer": vocab.pre_tokenizer}
+            "pre_tokenizer": vocab.pre_tokenizer, "phrase_passes": [vars(p) for p in phrase_passes]}
     return meta, tokenizer
 
 
@@ -209,14 +216,15 @@ def remove_stale_builds(cache_dir: Path, older_than: float = STALE_BUILD_SECONDS
 
 
 def load_or_build(corpus: Corpus, vocab: VocabConfig, cache_dir: Path, show_progress: bool = True,
-                  log=print, workers: int | None = None, block_bytes: int = 1 << 20) -> TokenIds:
+                  log=print, workers: int | None = None, block_bytes: int = 1 << 20,
+                  phrases: PhrasesConfig | None = None) -> TokenIds:
     """Tokenise and encode the corpus once; later runs with the same inputs reuse the cache.
 
     workers: processes splitting text (None: one per core, one for a corpus under 8 MB). With the compiled
     splitter (w2v/encode.py), a reading thread and a C thread do the work, and worker processes are
     started only when there are more than two (for blocks that hold non-ASCII text).
     """
-    folder = cache_dir / f"ids-{cache_key(corpus, vocab)}"
+    folder = cache_dir / f"ids-{cache_key(corpus, vocab, phrases)}"
     hit = (folder / "meta.json").exists()
     seconds, built = 0.0, None
     if hit:
@@ -232,7 +240,7 @@ def load_or_build(corpus: Corpus, vocab: VocabConfig, cache_dir: Path, show_prog
             raise W2VError(f"cannot write the token-id cache in {cache_dir}: {exc.strerror or exc}; "
                            f"point cache_dir=... at a writable folder") from exc
         try:
-            meta, built = _encode_to_disk(corpus, vocab, tmp, show_progress, workers, block_bytes)
+            meta, built = _encode_to_disk(corpus, vocab, tmp, show_progress, workers, block_bytes, phrases, log)
             # Written by Python, not tokenizer.save (Rust), so that a full disk is an OSError like the rest.
             (tmp / "tokenizer.json").write_text(built.to_str(pretty=True), encoding="utf-8")
             meta["checksums"] = {name: file_checksum(tmp / name) for name in CHECKSUMMED_FILES}

@@ -68,7 +68,8 @@ def load_token_ids(cfg: RunConfig, cache_dir: Path, world: World, show_progress:
     """Rank 0 tokenises (or finds the cache) while the others wait; then they read the same cache."""
     def build() -> TokenIds:
         corpus = open_corpus(cfg.data, cache_dir)
-        return load_or_build(corpus, cfg.vocab, cache_dir, show_progress=show_progress, log=log.info)
+        return load_or_build(corpus, cfg.vocab, cache_dir, show_progress=show_progress, log=log.info,
+                             phrases=cfg.phrases)
 
     token_ids = world.on_main(build)
     if not world.is_main:
@@ -269,10 +270,10 @@ def hydra_main(cfg: DictConfig) -> None:
 
 
 def check_group_choices(argv: list[str]) -> None:
-    """Reject an unknown model/backend/data choice in one line (Hydra's own message spans many)."""
+    """Reject an unknown model/backend/data/phrases choice in one line (Hydra's own message spans many)."""
     for arg in argv:
         key, _, value = arg.lstrip("+~").partition("=")
-        if key in ("model", "backend", "data") and value and value not in group_choices(key):
+        if key in ("model", "backend", "data", "phrases") and value and value not in group_choices(key):
             raise W2VError(f"unknown {key} {value!r}; valid: {', '.join(group_choices(key))}")
 
 

@@ -1,7 +1,8 @@
 """Compiled CPU kernels: C sources built with the system compiler at first use, cached per machine.
 
 `load_sgns()` returns an `SgnsKernel` (ctypes over w2v/kernels/sgns.c), `load_words()` a
-`WordsKernel` (w2v/kernels/words.py, over words.c), or None when no compiler is available,
+`WordsKernel` (w2v/kernels/words.py, over words.c), `load_phrases()` a `PairsKernel`
+(w2v/kernels/phrases.py, over phrases.c), or None when no compiler is available,
 the build fails, or W2V_NO_C=1 is set; callers then fall back to torch ops or to Python.
 Nothing here imports torch, so the text pass can load its kernel without it.
 Each shared library is cached under ~/.cache/w2v/kernels (W2V_KERNEL_CACHE
@@ -36,6 +37,7 @@ log = logging.getLogger("w2v")
 
 SOURCE = Path(__file__).with_name("sgns.c")
 WORDS_SOURCE = Path(__file__).with_name("words.c")
+PHRASES_SOURCE = Path(__file__).with_name("phrases.c")
 # Fast float maths without -ffast-math itself: linking with it would switch the whole
 # process (numpy, torch) to flush-denormals-to-zero. Reassociation lets dot products vectorise.
 OPT_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
@@ -316,6 +318,13 @@ def load_words():
     from .words import WordsKernel
 
     return _load_kernel(WORDS_SOURCE, WordsKernel, "the corpus is split by the (slower) Python path")
+
+
+def load_phrases():
+    """The compiled pair counter of w2v/kernels/phrases.py (a PairsKernel), or None (then w2v/phrases.py's numpy path)."""
+    from .phrases import PairsKernel
+
+    return _load_kernel(PHRASES_SOURCE, PairsKernel, "phrases are found by the (slower) numpy path")
 
 
 def _load_kernel(source: Path, wrap, fallback: str):

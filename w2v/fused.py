@@ -166,6 +166,7 @@ class FusedBackend(nn.Module):
         self._generator = None
         self._steps = {}
         self._triton_failed = False  # set after a Triton kernel fails; the torch steps take over
+        self.row_marks = None  # (input, output) uint8 per row once track_rows() is called: 1 = written since cleared
 
     @classmethod
     def create(cls, input_init: torch.Tensor, output_init: torch.Tensor, device: torch.device):
@@ -183,6 +184,23 @@ class FusedBackend(nn.Module):
 
     def lookup_output(self, ids):
         return self.output_table[ids]
+
+    def track_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """From now on, set a byte to 1 for every table row that training writes (every path does: the C
+        kernel as it writes, the Triton and torch paths from their examples). The table sync reads and
+        clears them (w2v/table_sync.py), so that it compares only those rows with their last synced copy."""
+        self.row_marks = tuple(torch.zeros(t.shape[0], dtype=torch.uint8, device=t.device)
+                               for t in (self.input_table, self.output_table))
+        return self.row_marks
+
+    def _mark(self, model_name: str, centres: torch.Tensor, contexts: torch.Tensor, negatives: torch.Tensor) -> None:
+        """Mark the rows that examples may write (a superset is harmless: the sync keeps the rows that changed).
+        Skip-gram writes its centres' input rows, CBOW its contexts'; both write targets' and negatives' output rows."""
+        if self.row_marks is not None:
+            inputs, targets = (centres, contexts) if model_name == "skipgram" else (contexts, centres)
+            self.row_marks[0][inputs.reshape(-1)] = 1
+            self.row_marks[1][targets.reshape(-1)] = 1
+            self.row_marks[1][negatives.reshape(-1)] = 1
 
     @property
     def kernel(self):
@@ -219,6 +237,7 @@ class FusedBackend(nn.Module):
     def train_step(self, model_name: str, batch: Batch, lr: float) -> torch.Tensor:
         """One summed-gradient step on given examples (identical to autograd's SGD step)."""
         with torch.no_grad():
+            self._mark(model_name, batch.centres, batch.contexts, batch.negatives)
             if model_name == "skipgram":
                 return skipgram_step(self.input_table, self.output_table, batch.centres, batch.contexts,
                                      batch.negatives, lr)
@@ -246,7 +265,8 @@ class FusedBackend(nn.Module):
             seed = chunk_seed(self.seed, self._chunks_done)
             return kernel.train_chunk(model_name == "cbow", self.input_table, self.output_table, chunk.ids,
                                       chunk.sentence, chunk.window, negative, self._alias, lr_from, lr_to,
-                                      seed, torch.get_num_threads(), centres=(chunk.centre_lo, chunk.centre_hi))
+                                      seed, torch.get_num_threads(), centres=(chunk.centre_lo, chunk.centre_hi),
+                                      marks=self.row_marks)
         if self.input_table.device.type != "cpu":
             with torch.no_grad():
                 return self._train_chunk_torch(model_name, window, negative, chunk, lr_from, lr_to)
@@ -295,6 +315,7 @@ class FusedBackend(nn.Module):
         if n == 0:
             return loss, 0
         negatives = self._sampler.sample((n, negative), self._generator)
+        self._mark(model_name, centres, contexts, negatives)
         if self._use_triton(device):
             from .kernels import sgns_triton
 

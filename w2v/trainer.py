@@ -95,8 +95,10 @@ def train(cfg: RunConfig, ids: np.ndarray, sentences: np.ndarray, counts: np.nda
     fused = hasattr(backend, "train_chunk")  # takes whole chunks and decays lr inside them
     step = DataParallelStep(backend, world) if world.distributed and not fused else backend.train_step
     # fused under torchrun: no gradients; each rank trains alone and the syncs combine the rows moved.
+    # A backend that marks the rows it writes (track_rows) spares each sync a compare of the whole tables.
     sync = (TableSync([backend.input_weights(), backend.output_weights()], world, train_cfg.sync_method,
-                      train_cfg.sync_combine) if fused and world.distributed else None)
+                      train_cfg.sync_combine, marks=backend.track_rows() if hasattr(backend, "track_rows") else None)
+            if fused and world.distributed else None)
     if hasattr(backend, "prepare"):  # rank 0 draws the negatives a single process draws
         backend.prepare(counts, batch_size=train_cfg.batch_size, seed=train_cfg.seed + 1_000_003 * world.rank)
     # Rank 0 draws what a single process draws; other ranks get independent streams.

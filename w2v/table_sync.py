@@ -79,8 +79,8 @@ def sync_peak_bytes(vocab: int, dim: int, world_size: int, method: str = "auto",
     """Memory a rank's TableSync holds beyond the tables themselves, at its peak (an upper bound).
 
     base:  a copy of every table, kept between syncs.
-    dense: the (V, D+1) all-reduce buffer, the moved rows' sums taken out of it, and as much again for the
-           collective's own scratch (measured with gloo): 3 x V x (D+1) floats.
+    dense: the (V, D+1) all-reduce buffer, and up to twice as much again for the collective's own scratch
+           (measured with gloo, when the moved rows' sums were also taken out of the buffer): 3 x V x (D+1) floats.
     rows:  this rank's L padded (id, delta) rows, of 8 + 4D bytes, while they are sent; the N x L rows
            gathered from every rank, twice (the collective receives into one flat buffer, then copies
            into the per-rank tensors); later the gathered rows and the U <= N x L distinct rows' sums,
@@ -157,8 +157,10 @@ class TableSync:
                 ("rows", "dense"), key=lambda m: ring_bytes(m, self.world.world_size, vocab, dim, longest))
             methods.append(method)
             sent += ring_bytes(method, self.world.world_size, vocab, dim, longest)
-            exchange = self._gather_rows if method == "rows" else self._reduce_dense
-            touched, total, ranks = exchange(table, base, rows, counts[:, i].tolist())
+            if method == "dense":
+                rows_moved += self._reduce_dense(table, base, rows, self.combines[i] == "mean")
+                continue
+            touched, total, ranks = self._gather_rows(table, base, rows, counts[:, i].tolist())
             rows_moved += len(touched)
             if self.combines[i] == "mean":
                 total /= ranks.unsqueeze(1)
@@ -196,17 +198,23 @@ class TableSync:
             offset += n
         return touched, total, ranks
 
-    def _reduce_dense(self, table: torch.Tensor, base: torch.Tensor, rows: torch.Tensor,
-                      counts: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The same three, from one all_reduce of (V, D+1): every delta, and a 1 in the last column if moved."""
+    def _reduce_dense(self, table: torch.Tensor, base: torch.Tensor, rows: torch.Tensor, mean: bool) -> int:
+        """One all_reduce of (V, D+1): every delta, and a 1 in the last column if moved; applied to the whole
+        table at once (the dense method is chosen when most rows moved, where whole-table passes beat
+        gathering and scattering rows). Returns the number of rows any rank moved."""
         dim = table.shape[1]
-        both = torch.zeros(table.shape[0], dim + 1, dtype=table.dtype, device=table.device)
-        both[:, :dim].copy_(table).sub_(base)
+        both = torch.empty(table.shape[0], dim + 1, dtype=table.dtype, device=table.device)
+        torch.sub(table, base, out=both[:, :dim])
+        both[:, dim] = 0
         both[rows, dim] = 1
         dist.all_reduce(both, op=dist.ReduceOp.SUM)
-        touched = both[:, dim].nonzero().squeeze(1)
-        both = both.index_select(0, touched)
-        return touched, both[:, :dim], both[:, dim]
+        sums, ranks = both[:, :dim], both[:, dim]
+        if mean:  # a row no rank moved sums to zero and stays zero: divide it by 1, not 0
+            sums /= ranks.clamp(min=1).unsqueeze(1)
+        # base + sum, as the rows method adds them; a row no rank moved adds zeros.
+        base += sums
+        table.copy_(base)
+        return int(ranks.count_nonzero())
 
 
 def log_sync(report: SyncReport, number: int, world: World) -> None:

@@ -296,6 +296,81 @@ def test_table_sync_adds_up_the_moves_of_every_rank(tmp_path):
         assert torch.equal(second, results[0]["rows", "sum"]["table"])
 
 
+def marked_sync_worker(rank: int, init_file: str, out_dir: str) -> None:
+    """Each rank trains its own chunks with the C kernel, marking the rows it writes; three copies of the tables
+    are synced after every chunk: with the marks and the C compare, with the marks and torch's compare, and
+    by comparing the whole tables (no marks). Saves the three copies after each sync."""
+    import numpy as np
+
+    from w2v.backends import init_tables
+    from w2v.batches import epoch_chunks
+    from w2v.distributed import start_world
+    from w2v.backends.fused import FusedBackend
+    from w2v.objective import make_objective
+    from w2v.table_sync import TableSync
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2")
+    torch.set_num_threads(1)
+    world = start_world("cpu", init_method=f"file://{init_file}")
+    results = {}
+    for method in ("rows", "dense"):
+        inp, _ = init_tables(300, 8, seed=0)  # the same on both ranks
+        backend = FusedBackend(inp * 20, torch.randn(300, 8, generator=torch.Generator().manual_seed(1)) * 0.3)
+        trained = [backend.input_weights(), backend.output_weights()]
+        marks = backend.track_rows()
+        copies = {"torch compare": [t.clone() for t in trained], "whole tables": [t.clone() for t in trained]}
+        syncs = {"C compare": TableSync(trained, world, method, "mean/sum", marks=marks),
+                 "torch compare": TableSync(copies["torch compare"], world, method, "mean/sum",
+                                            marks=[m.clone() for m in marks]),
+                 "whole tables": TableSync(copies["whole tables"], world, method, "mean/sum")}
+        syncs["torch compare"].kernel = None
+        # Rank 0 trains words 0-199 and rank 1 words 100-299: rows both ranks moved, and rows one rank moved.
+        rng = np.random.default_rng(rank)
+        ids = rng.zipf(1.2, 3000) % 200 + 100 * rank
+        counts = np.bincount(ids, minlength=300) + (np.arange(300) < 250)  # noise reaches words 0-249
+        backend.prepare(counts=counts, seed=3 + rank)
+        for step, chunk in enumerate(epoch_chunks(ids, np.arange(0, 3001, 250), np.ones(300), 4, rng,
+                                                  chunk_tokens=1000)):
+            backend.train_chunk(make_objective("skipgram", 4, 5), chunk, 0.05, 0.04)
+            syncs["torch compare"].marks = [m.clone() for m in marks]
+            for name, tables in copies.items():
+                for copy, table in zip(tables, trained):
+                    copy.copy_(table)
+            reports = {name: sync() for name, sync in syncs.items()}
+            results[method, step] = {"rows moved": {name: r.rows_moved for name, r in reports.items()},
+                                     "tables": {"C compare": [t.clone() for t in trained],
+                                                **{name: [t.clone() for t in c] for name, c in copies.items()}},
+                                     "marks left": int(sum(m.sum() for m in marks))}
+    torch.save(results, Path(out_dir) / f"marked{rank}.pt")
+    world.close()
+
+
+@pytest.mark.slow
+def test_a_sync_over_the_marked_rows_equals_one_over_whole_tables(tmp_path):
+    """Rows found from the kernel's marks (C or torch compare) and from whole tables: the same rows moved, and
+    bit-identical tables on every rank after every sync, by either exchange. Fails if the kernel missed a row
+    it wrote (that row's move would be lost to the other rank), or if the marks were not cleared (a row
+    marked in an earlier interval would count as moved again, changing the mean's divisor)."""
+    mp.spawn(marked_sync_worker, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2, join=True)
+    results = [torch.load(tmp_path / f"marked{rank}.pt") for rank in (0, 1)]
+    assert len(results[0]) == 6  # 2 methods x 3 chunks
+    for key, first in results[0].items():
+        assert len(set(first["rows moved"].values())) == 1 and first["rows moved"]["C compare"] > 300, key
+        assert first["marks left"] == 0
+        reference = first["tables"]["whole tables"]
+        for rank in (0, 1):
+            for name, tables in results[rank][key]["tables"].items():
+                assert all(torch.equal(a, b) for a, b in zip(tables, reference)), (key, rank, name)
+    # The ranks did move different rows: a sync that lost one rank's moves could not match the other rank.
+    assert not torch.equal(results[0]["rows", 0]["tables"]["C compare"][0], init_input_table())
+
+
+def init_input_table() -> torch.Tensor:
+    from w2v.backends import init_tables
+
+    return init_tables(300, 8, seed=0)[0] * 20
+
+
 def corpus_loss(input_table: torch.Tensor, output_table: torch.Tensor, ids: np.ndarray, sentences: np.ndarray,
                 window: int = 2, negative: int = 5, seed: int = 0) -> float:
     """Mean skip-gram negative-sampling loss of the tables over every pair of the corpus (fixed negatives).

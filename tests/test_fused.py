@@ -353,3 +353,77 @@ def test_chunk_seeds_give_unrelated_random_streams():
         # how many draws apart the two streams start, either way round
         shift = (b - a) * steps_per_seed_gap % modulus
         assert min(shift, modulus - shift) > 1 << 40
+
+
+# -- row marks: what the table sync compares (w2v/table_sync.py) ----------------------------------
+
+def marked_chunk(n: int, seed: int = 3) -> tuple[Chunk, np.ndarray]:
+    """A chunk over words 0-39 of a 200-word vocabulary whose noise reaches words 0-59: input rows 40+ and
+    output rows 60+ are never written, and output rows 40-59 only where drawn as negatives."""
+    rng = np.random.default_rng(seed)
+    ids = rng.zipf(1.3, n) % 40
+    sentences = np.concatenate([[0], np.sort(rng.choice(np.arange(1, n), n // 60, replace=False)), [n]])
+    counts = np.zeros(200, dtype=np.int64)
+    counts[:60] = np.bincount(ids, minlength=60)[:60] + 1
+    return next(epoch_chunks(ids, sentences, np.ones(200), 5, rng, chunk_tokens=n)), counts
+
+
+def changed(after: torch.Tensor, before: torch.Tensor) -> set[int]:
+    return set(after.ne(before).any(1).nonzero().squeeze(1).tolist())
+
+
+@pytest.mark.parametrize("use_c,threads", [pytest.param(True, 1, marks=needs_c), pytest.param(True, 2, marks=needs_c),
+                                           (False, 1)])
+@pytest.mark.parametrize("model", ["skipgram", "cbow"])
+def test_training_marks_exactly_the_rows_it_changes(model, use_c, threads):
+    """The C kernel marks every row it writes and no other (with 2 Hogwild threads too: 10,000 centres are
+    enough to start the second); the torch path marks a superset of the rows that change (contexts outside
+    a CBOW window get a zero update), and every changed row. Unmarked rows are never compared by the sync,
+    so a changed row left unmarked would lose its move."""
+    chunk, counts = marked_chunk(10_000)
+    backend = FusedBackend(*tables(vocab=200, dim=8))
+    backend.use_c = use_c
+    backend.prepare(counts=counts, batch_size=64, seed=2)
+    marks = backend.track_rows()
+    before = [backend.input_weights().clone(), backend.output_weights().clone()]
+    torch.set_num_threads(threads)
+    backend.train_chunk(make_objective(model, 5, 5), chunk, 0.025, 0.02)
+    for mark, table, old, never in zip(marks, (backend.input_weights(), backend.output_weights()), before, (40, 60)):
+        moved, marked = changed(table, old), set(mark.nonzero().squeeze(1).tolist())
+        assert 20 < len(moved) and max(moved) < never
+        if use_c:
+            assert marked == moved
+        else:
+            assert moved <= marked and max(marked) < never
+    # The output rows 40-59 were written only as negatives: the marks follow the drawn noise, not the text.
+    assert changed(backend.output_weights(), before[1]) & set(range(40, 60))
+
+
+@needs_c
+def test_the_c_compare_finds_the_rows_torch_finds():
+    """w2v_changed_rows against torch's `ne(...).any(1)`: every row, or only the marked ones (cleared after).
+    A row equal to base but marked is not moved; -0.0 against 0.0 is equal, as for torch; NaN is not."""
+    from w2v.distributed import World
+    from w2v.table_sync import TableSync
+
+    kernel = load_sgns()
+    base = torch.randn(300, 7, generator=torch.Generator().manual_seed(0))
+    table = base.clone()
+    table[[3, 50, 299], 6] += 1e-3  # the last element only: the whole row is compared
+    table[120] += 1.0
+    table[7, 0] = float("nan")
+    base[9, 2], table[9, 2] = 0.0, -0.0
+    expected = sorted(table.ne(base).any(1).nonzero().squeeze(1).tolist())
+    assert expected == [3, 7, 50, 120, 299]
+    assert kernel.changed_rows(table, base).tolist() == expected
+    marks = torch.zeros(300, dtype=torch.uint8)
+    marks[[3, 7, 9, 11, 50, 120, 299]] = 1  # 9 (signed zero) and 11 (untouched) are marked but equal
+    for use_kernel in (True, False):
+        sync = TableSync([table], World(), marks=[marks.clone()])
+        sync.base, sync.kernel = [base], kernel if use_kernel else None  # as if base were the last sync's
+        assert sync.moved_rows(0).tolist() == expected
+        assert not sync.marks[0].any()
+    marks[120] = 0  # a changed row left unmarked is not looked at: why every writer must mark
+    assert kernel.changed_rows(table, base, marks).tolist() == [3, 7, 50, 299]
+    with pytest.raises(ValueError, match="row marks"):
+        kernel.changed_rows(table, base, torch.zeros(299, dtype=torch.uint8))

@@ -28,6 +28,11 @@ Two ways to exchange the same numbers, chosen per sync by the bytes each rank se
 Both run on gloo (CPU tables) and NCCL (CUDA tables, which is the same code with the
 tensors on the device: NCCL has no sparse all-reduce, so rows uses all_gather).
 Every rank adds the gathered rows in rank order, so all ranks hold bit-identical tables.
+
+Finding the rows a rank moved: the fused backend marks every row it writes (a byte per row,
+`marks`), so a sync compares only the marked rows with `base`, clears the marks, and copies back
+only the rows any rank moved; without marks it compares whole tables. On the CPU the compare is
+the C kernel's (w2v_changed_rows), elsewhere torch ops; both find the same rows.
 """
 from __future__ import annotations
 
@@ -40,6 +45,7 @@ import torch.distributed as dist
 
 from .config import SYNC_COMBINES, SYNC_METHODS
 from .distributed import World
+from .kernels import load_sgns
 
 log = logging.getLogger("w2v")
 METHODS, COMBINES = SYNC_METHODS, SYNC_COMBINES
@@ -73,8 +79,8 @@ def sync_peak_bytes(vocab: int, dim: int, world_size: int, method: str = "auto",
     """Memory a rank's TableSync holds beyond the tables themselves, at its peak (an upper bound).
 
     base:  a copy of every table, kept between syncs.
-    dense: the (V, D+1) all-reduce buffer, the moved rows' sums taken out of it, and as much again for the
-           collective's own scratch (measured with gloo): 3 x V x (D+1) floats.
+    dense: the (V, D+1) all-reduce buffer, and up to twice as much again for the collective's own scratch
+           (measured with gloo, when the moved rows' sums were also taken out of the buffer): 3 x V x (D+1) floats.
     rows:  this rank's L padded (id, delta) rows, of 8 + 4D bytes, while they are sent; the N x L rows
            gathered from every rank, twice (the collective receives into one flat buffer, then copies
            into the per-rank tensors); later the gathered rows and the U <= N x L distinct rows' sums,
@@ -91,7 +97,8 @@ def sync_peak_bytes(vocab: int, dim: int, world_size: int, method: str = "auto",
     rows = (2 * n + 1) * longest * row
     apply = 2 * vocab * dim * FLOAT_BYTES
     exchange = {"dense": dense, "rows": rows}.get(method, max(dense, rows))
-    # Around them: the (V, D) bool mask that finds the moved rows, and a few (V,) int64 id lists.
+    # Around them: the (V, D) bool mask that finds the moved rows (torch ops; the C compare needs none),
+    # and a few (V,) int64 id lists.
     small = vocab * dim + 4 * vocab * ROW_ID_BYTES
     return base + max(exchange, apply) + small
 
@@ -99,21 +106,44 @@ def sync_peak_bytes(vocab: int, dim: int, world_size: int, method: str = "auto",
 class TableSync:
     """Keeps the tables as they were at the last sync, and combines the ranks' moves since then."""
 
-    def __init__(self, tables: list[torch.Tensor], world: World, method: str = "auto", combine: str = "sum"):
+    def __init__(self, tables: list[torch.Tensor], world: World, method: str = "auto", combine: str = "sum",
+                 marks: list[torch.Tensor] | tuple[torch.Tensor, ...] | None = None):
         # combine: one rule for every table, or one per table: "sum/mean" sums the input table's moves
         # and averages the output table's.
+        # marks: None (compare whole tables), or per table a uint8 (V,) tensor in which training sets a
+        # row's byte whenever it writes the row (FusedBackend.track_rows); every row that differs from
+        # base must be marked. The sync clears them.
         combines = combine.split("/") if "/" in combine else [combine] * len(tables)
         if method not in METHODS or len(combines) != len(tables) or any(c not in COMBINES for c in combines):
             raise ValueError(f"sync method must be one of {METHODS} and combine one of {COMBINES} (or one per "
                              f"table, input/output), got {method!r}, {combine!r}")
+        if marks is not None and [len(m) for m in marks] != [len(t) for t in tables]:
+            raise ValueError(f"one mark per row of every table: {[len(m) for m in marks]} marks for tables of "
+                             f"{[len(t) for t in tables]} rows")
         self.tables, self.world, self.method, self.combines = tables, world, method, combines
+        self.marks = marks
         self.base = [t.clone() for t in tables]  # identical on every rank (rank 0's tables were broadcast)
+        on_cpu = all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() for t in tables)
+        self.kernel = load_sgns() if on_cpu else None  # the C compare; None: torch ops
+
+    def moved_rows(self, i: int) -> torch.Tensor:
+        """Sorted ids of the rows of table i that differ from base (any element), among the marked rows when
+        there are marks (which it clears)."""
+        table, base = self.tables[i], self.base[i]
+        marks = None if self.marks is None else self.marks[i]
+        if self.kernel is not None:
+            return self.kernel.changed_rows(table, base, marks)
+        if marks is None:
+            return table.ne(base).any(1).nonzero().squeeze(1)
+        marked = marks.nonzero().squeeze(1)
+        marks.zero_()
+        return marked[table.index_select(0, marked).ne(base.index_select(0, marked)).any(1)]
 
     def __call__(self) -> SyncReport:
         """Exchange and apply every rank's moves; afterwards the tables are identical on every rank."""
         started = time.perf_counter()
         device = self.tables[0].device
-        moved = [t.ne(b).any(1).nonzero().squeeze(1) for t, b in zip(self.tables, self.base)]  # sorted row ids
+        moved = [self.moved_rows(i) for i in range(len(self.tables))]  # sorted row ids
         # Every rank's count of moved rows per table: (world, tables).
         mine = torch.tensor([len(m) for m in moved], dtype=torch.int64, device=device)
         counts = [torch.empty_like(mine) for _ in range(self.world.world_size)]
@@ -127,14 +157,16 @@ class TableSync:
                 ("rows", "dense"), key=lambda m: ring_bytes(m, self.world.world_size, vocab, dim, longest))
             methods.append(method)
             sent += ring_bytes(method, self.world.world_size, vocab, dim, longest)
-            exchange = self._gather_rows if method == "rows" else self._reduce_dense
-            touched, total, ranks = exchange(table, base, rows, counts[:, i].tolist())
+            if method == "dense":
+                rows_moved += self._reduce_dense(table, base, rows, self.combines[i] == "mean")
+                continue
+            touched, total, ranks = self._gather_rows(table, base, rows, counts[:, i].tolist())
             rows_moved += len(touched)
             if self.combines[i] == "mean":
                 total /= ranks.unsqueeze(1)
-            total += base[touched]  # in place: one (rows, D) temporary, counted by sync_peak_bytes
-            table[touched] = total
-            base[touched] = total
+            total += base.index_select(0, touched)  # in place: one (rows, D) temporary, counted by sync_peak_bytes
+            table.index_copy_(0, touched, total)
+            base.index_copy_(0, touched, total)
             del total
         return SyncReport(method="/".join(methods), rows_moved=rows_moved, bytes_sent=sent,
                           seconds=time.perf_counter() - started)
@@ -147,7 +179,7 @@ class TableSync:
         padded_rows = torch.zeros(longest, dtype=torch.int64, device=table.device)
         padded_values = torch.zeros(longest, dim, dtype=table.dtype, device=table.device)
         padded_rows[: len(rows)] = rows
-        padded_values[: len(rows)] = table[rows] - base[rows]
+        torch.sub(table.index_select(0, rows), base.index_select(0, rows), out=padded_values[: len(rows)])
         all_rows = [torch.empty_like(padded_rows) for _ in counts]
         all_values = [torch.empty_like(padded_values) for _ in counts]
         dist.all_gather(all_rows, padded_rows)
@@ -156,25 +188,33 @@ class TableSync:
         touched, where = torch.unique(torch.cat([r[:n] for r, n in zip(all_rows, counts)]), return_inverse=True)
         total = torch.zeros(len(touched), dim, dtype=table.dtype, device=table.device)
         ranks = torch.zeros(len(touched), dtype=table.dtype, device=table.device)
-        # Rank by rank, in the same order everywhere: a rank's rows are unique, so each += is
-        # deterministic (index_add_ on CUDA would add duplicates in any order).
+        # Rank by rank, in the same order everywhere: a rank's rows are unique, so each index_add_ adds
+        # one value to each row and is deterministic (on CUDA, index_add_ of repeated rows adds them in
+        # any order; here no call repeats a row).
         offset = 0
         for values, n in zip(all_values, counts):
-            total[where[offset:offset + n]] += values[:n]
-            ranks[where[offset:offset + n]] += 1
+            total.index_add_(0, where[offset:offset + n], values[:n])
+            ranks.index_add_(0, where[offset:offset + n], torch.ones(n, dtype=ranks.dtype, device=ranks.device))
             offset += n
         return touched, total, ranks
 
-    def _reduce_dense(self, table: torch.Tensor, base: torch.Tensor, rows: torch.Tensor,
-                      counts: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The same three, from one all_reduce of (V, D+1): every delta, and a 1 in the last column if moved."""
+    def _reduce_dense(self, table: torch.Tensor, base: torch.Tensor, rows: torch.Tensor, mean: bool) -> int:
+        """One all_reduce of (V, D+1): every delta, and a 1 in the last column if moved; applied to the whole
+        table at once (the dense method is chosen when most rows moved, where whole-table passes beat
+        gathering and scattering rows). Returns the number of rows any rank moved."""
         dim = table.shape[1]
-        both = torch.zeros(table.shape[0], dim + 1, dtype=table.dtype, device=table.device)
-        both[:, :dim].copy_(table).sub_(base)
+        both = torch.empty(table.shape[0], dim + 1, dtype=table.dtype, device=table.device)
+        torch.sub(table, base, out=both[:, :dim])
+        both[:, dim] = 0
         both[rows, dim] = 1
         dist.all_reduce(both, op=dist.ReduceOp.SUM)
-        touched = both[:, dim].nonzero().squeeze(1)
-        return touched, both[touched, :dim], both[touched, dim]
+        sums, ranks = both[:, :dim], both[:, dim]
+        if mean:  # a row no rank moved sums to zero and stays zero: divide it by 1, not 0
+            sums /= ranks.clamp(min=1).unsqueeze(1)
+        # base + sum, as the rows method adds them; a row no rank moved adds zeros.
+        base += sums
+        table.copy_(base)
+        return int(ranks.count_nonzero())
 
 
 def log_sync(report: SyncReport, number: int, world: World) -> None:

@@ -157,8 +157,11 @@ def train(objective: Objective, train_cfg: TrainConfig, sample: float, ids: np.n
     world = world or World()
     step = DataParallelStep(backend, world) if world.distributed and backend.data_parallel == "gradients" \
         else backend.step
+    # Table-syncing backends (fused) train alone on each rank; the syncs combine the rows moved. A backend
+    # that marks the rows it writes (track_rows) spares each sync a compare of the whole tables.
     sync = (TableSync([backend.input_weights(), backend.output_weights()], world, train_cfg.sync_method,
-                      train_cfg.sync_combine) if world.distributed and backend.data_parallel == "tables" else None)
+                      train_cfg.sync_combine, marks=backend.track_rows())
+            if world.distributed and backend.data_parallel == "tables" else None)
     # Rank 0 draws what a single process draws; other ranks get independent streams.
     seed = train_cfg.seed + 1_000_003 * world.rank
     backend.prepare(counts, batch_size=train_cfg.batch_size, seed=seed)

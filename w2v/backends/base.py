@@ -126,6 +126,11 @@ class Backend(nn.Module, ABC):
     def train_step(self, objective: Objective, batch: Batch, lr: float) -> torch.Tensor:
         """One plain SGD step on the summed loss of `batch`; returns that loss (a detached scalar)."""
 
+    def track_rows(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Start marking the rows training writes: (input, output) uint8 per row, 1 = written since the table
+        sync last cleared it (w2v/table_sync.py). None: this backend cannot say, and a sync compares whole tables."""
+        return None
+
     def loop_state(self) -> dict | None:
         """What a checkpoint needs to continue the backend's own random streams (None: nothing)."""
         return None

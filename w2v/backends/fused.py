@@ -116,6 +116,7 @@ class FusedBackend(Backend):
         self._generator = None
         self._steps = {}
         self._triton_failed = False  # set after a Triton kernel fails; the torch steps take over
+        self.row_marks = None  # (input, output) uint8 per row once track_rows() is called: 1 = written since cleared
 
     @classmethod
     def create(cls, input_init: torch.Tensor, output_init: torch.Tensor, device: torch.device,
@@ -156,6 +157,22 @@ class FusedBackend(Backend):
     def lookup_output(self, ids):
         return self.output_table[ids]
 
+    def track_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """From now on, set a byte to 1 for every table row that training writes (every path does: the C
+        kernel as it writes, the Triton and torch paths from their examples). The table sync reads and
+        clears them (w2v/table_sync.py), so that it compares only those rows with their last synced copy."""
+        self.row_marks = tuple(torch.zeros(t.shape[0], dtype=torch.uint8, device=t.device)
+                               for t in (self.input_table, self.output_table))
+        return self.row_marks
+
+    def _mark(self, objective: Objective, batch: Batch) -> None:
+        """Mark the rows that examples may write: every row their loss reads (objective.lookups; a superset,
+        such as CBOW's masked cells, is harmless: the sync keeps only the rows that changed)."""
+        if self.row_marks is not None:
+            inputs, outputs = objective.lookups(batch)
+            self.row_marks[0][inputs] = 1
+            self.row_marks[1][outputs] = 1
+
     @property
     def kernel(self):
         """The C kernel when the tables live on the CPU and one could be built, else None."""
@@ -191,6 +208,7 @@ class FusedBackend(Backend):
     def train_step(self, objective: Objective, batch: Batch, lr: float) -> torch.Tensor:
         """One summed-gradient step on given examples (identical to autograd's SGD step)."""
         with torch.no_grad():
+            self._mark(objective, batch)
             return objective.closed_form_step(self.input_table, self.output_table, batch.centres, batch.contexts,
                                               batch.mask, batch.negatives, lr)
 
@@ -227,7 +245,8 @@ class FusedBackend(Backend):
             seed = chunk_seed(self.seed, self._chunks_done)
             return kernel.train_chunk(objective.predicts_centre, self.input_table, self.output_table, chunk.ids,
                                       chunk.sentence, chunk.window, negative, self._alias, lr_from, lr_to,
-                                      seed, torch.get_num_threads(), centres=(chunk.centre_lo, chunk.centre_hi))
+                                      seed, torch.get_num_threads(), centres=(chunk.centre_lo, chunk.centre_hi),
+                                      marks=self.row_marks)
         if self.input_table.device.type != "cpu":
             with torch.no_grad():
                 return self._train_chunk_torch(objective, chunk, lr_from, lr_to)
@@ -265,6 +284,7 @@ class FusedBackend(Backend):
         if n == 0:
             return loss, 0
         negatives = self._sampler.sample((n, objective.negative), self._generator)
+        self._mark(objective, Batch(centres=centres, contexts=contexts, negatives=negatives, mask=mask))
         if self._use_triton(device):
             # word2vec's per-example updates, Hogwild across GPU programs: one launch per chunk,
             # each example with its own point on the chunk's linear lr decay.

@@ -244,13 +244,15 @@ class SgnsKernel:
         lib.w2v_build_alias.argtypes, lib.w2v_build_alias.restype = [_ptr, _i64, _ptr, _ptr], _int
         lib.w2v_train_chunk.argtypes = [_int, _ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, _ptr, _ptr,
                                         _i64,
-                                        _f32, _f32, ctypes.c_uint64, _int, ctypes.POINTER(_f64),
+                                        _f32, _f32, ctypes.c_uint64, _int, _ptr, _ptr, ctypes.POINTER(_f64),
                                         ctypes.POINTER(_i64)]
         lib.w2v_train_chunk.restype = _int
         lib.w2v_train_examples.argtypes = [_int, _ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64, _ptr, _i64, _i64, _f32]
         lib.w2v_train_examples.restype = _f64
         lib.w2v_draw_noise.argtypes = [_ptr, _ptr, _i64, ctypes.c_uint64, _i64, _ptr]
         lib.w2v_draw_noise.restype = None
+        lib.w2v_changed_rows.argtypes = [_ptr, _ptr, _i64, _i64, _ptr, _ptr]
+        lib.w2v_changed_rows.restype = _i64
         lib.w2v_init_tables()
 
     def build_alias(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -271,11 +273,14 @@ class SgnsKernel:
     def train_chunk(self, cbow: bool, in_table: torch.Tensor, out_table: torch.Tensor, ids: np.ndarray,
                     sentence: np.ndarray, window: np.ndarray, negative: int,
                     alias_table: tuple[np.ndarray, np.ndarray], lr_from: float, lr_to: float, seed: int,
-                    threads: int, centres: tuple[int, int] | None = None) -> tuple[float, int]:
+                    threads: int, centres: tuple[int, int] | None = None,
+                    marks: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[float, int]:
         """Train the centres[0]..centres[1]-1 of a chunk (default: all) in place; returns (summed loss, examples).
 
         Tokens outside `centres` serve only as context (a window carried across a chunk cut).
+        marks: (input, output) uint8 tensors of one byte per table row; every row written is set to 1.
         """
+        marks_ptrs = (None, None) if marks is None else tuple(_row_marks(m, t) for m, t in zip(marks, (in_table, out_table)))
         ids, sentence, window = (np.ascontiguousarray(a, dtype=np.int64) for a in (ids, sentence, window))
         centre_lo, centre_hi = centres if centres is not None else (0, len(ids))
         threshold, alias = alias_table
@@ -283,8 +288,8 @@ class SgnsKernel:
         status = self.lib.w2v_train_chunk(int(cbow), in_table.data_ptr(), out_table.data_ptr(), in_table.shape[1],
                                           ids.ctypes.data, sentence.ctypes.data, window.ctypes.data, len(ids),
                                           centre_lo, centre_hi, negative, threshold.ctypes.data, alias.ctypes.data, len(threshold),
-                                          lr_from, lr_to, seed & (2**64 - 1), threads, ctypes.byref(loss),
-                                          ctypes.byref(examples))
+                                          lr_from, lr_to, seed & (2**64 - 1), threads, *marks_ptrs,
+                                          ctypes.byref(loss), ctypes.byref(examples))
         if status == -3:
             raise ValueError(f"centre range {centres} outside a chunk of {len(ids)} tokens")
         if status == -2:
@@ -292,6 +297,20 @@ class SgnsKernel:
         if status:
             raise MemoryError("the C kernel could not allocate its per-thread buffers")
         return loss.value, examples.value
+
+    def changed_rows(self, table: torch.Tensor, base: torch.Tensor, marks: torch.Tensor | None = None) -> torch.Tensor:
+        """Sorted int64 ids of the rows where table != base in any element: all rows, or only those marked
+        (then the marks are cleared). table and base: contiguous float32 CPU tensors of the same shape."""
+        import torch
+
+        if table.shape != base.shape or not (table.is_contiguous() and base.is_contiguous()) \
+                or table.dtype != torch.float32 or base.dtype != torch.float32:
+            raise ValueError(f"changed_rows takes two contiguous float32 tables of one shape, got {table.shape} "
+                             f"{table.dtype} and {base.shape} {base.dtype}")
+        rows = torch.empty(table.shape[0], dtype=torch.int64)
+        n = self.lib.w2v_changed_rows(table.data_ptr(), base.data_ptr(), table.shape[0], table.shape[1],
+                                      None if marks is None else _row_marks(marks, table), rows.data_ptr())
+        return rows[:n]
 
     def train_examples(self, cbow: bool, in_table: torch.Tensor, out_table: torch.Tensor, centres: torch.Tensor,
                        contexts: torch.Tensor, mask: torch.Tensor | None, negatives: torch.Tensor,
@@ -306,6 +325,17 @@ class SgnsKernel:
         return self.lib.w2v_train_examples(int(cbow), in_table.data_ptr(), out_table.data_ptr(), in_table.shape[1],
                                            centres.data_ptr(), contexts.data_ptr(), mask_u8.data_ptr(), width,
                                            negatives.data_ptr(), len(centres), negatives.shape[1], lr)
+
+
+def _row_marks(marks, table) -> int:
+    """The address of a table's row marks: one contiguous uint8 per row (the kernel writes through it)."""
+    import torch
+
+    if marks.dtype != torch.uint8 or not marks.is_contiguous() or marks.device.type != "cpu" \
+            or marks.shape != (table.shape[0],):
+        raise ValueError(f"row marks must be a contiguous uint8 CPU tensor of {table.shape[0]} bytes, got "
+                         f"{marks.dtype} {tuple(marks.shape)} on {marks.device}")
+    return marks.data_ptr()
 
 
 def load_sgns() -> SgnsKernel | None:

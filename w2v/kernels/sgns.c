@@ -12,7 +12,12 @@
    - a negative equal to the target is skipped, not redrawn (gensim);
    - the sigmoid is exact to float precision (table + linear interpolation inside
      [-8, 8], expf outside), so one step matches autograd's.
-   The unigram^0.75 noise is drawn with an alias table: one 64-bit random number per draw. */
+   The unigram^0.75 noise is drawn with an alias table: one 64-bit random number per draw.
+
+   Under torchrun the caller may pass a byte per row of each table: the kernel sets it to 1 on
+   every row it writes, so that the table sync (w2v/table_sync.py) compares only those rows with
+   their copy from the last sync instead of the whole tables. Threads race on these bytes
+   harmlessly: every writer writes 1. */
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -163,6 +168,17 @@ static inline int64_t *take_ahead(NoiseAhead *ahead, const Noise *noise, uint64_
 
 #define BLOCK 1024 /* centres a thread claims at a time */
 
+/* Read before writing, so that a row already marked costs no store and threads marking the same
+   rows keep sharing the cache line instead of passing it back and forth. */
+static inline void mark_row(uint8_t *marks, int64_t row) {
+    if (marks && !marks[row]) marks[row] = 1;
+}
+
+static inline void mark_rows(uint8_t *marks, const int64_t *rows, int64_t n) {
+    if (marks)
+        for (int64_t k = 0; k < n; k++) mark_row(marks, rows[k]);
+}
+
 typedef struct {
     int cbow;
     float *in, *out;
@@ -171,6 +187,7 @@ typedef struct {
                                         across a chunk cut inside a long line */
     int64_t *next_block; /* shared: the first centre nobody has claimed yet */
     const int64_t *ids, *sentence, *window;
+    uint8_t *in_marks, *out_marks; /* NULL, or a byte per row set to 1 when the row is written */
     Noise noise;
     float lr_from, lr_to;
     uint64_t seed;
@@ -213,6 +230,10 @@ static void *run_job(void *arg) {
                 int64_t *words = take_ahead(&ahead, &job->noise, &state, job->out, dim, negative, job->ids[j]);
                 loss += train_example(hidden, work, job->out, dim, words, negative, lr);
                 axpy(hidden, 1.0f, work, dim);
+                /* every output row train_example may write: the target and the negatives (a
+                   negative equal to the target is skipped, but that row is the target's) */
+                mark_rows(job->out_marks, words, negative + 1);
+                mark_row(job->in_marks, job->ids[i]);
                 examples++;
             }
         } else {
@@ -228,9 +249,11 @@ static void *run_job(void *arg) {
             for (int64_t k = 0; k < dim; k++) mean[k] *= inv;
             int64_t *words = take_ahead(&ahead, &job->noise, &state, job->out, dim, negative, job->ids[i]);
             loss += train_example(mean, work, job->out, dim, words, negative, lr);
+            mark_rows(job->out_marks, words, negative + 1);
             for (int64_t j = first; j <= last; j++) {
                 if (j == i || job->sentence[j] != sentence) continue;
                 axpy(job->in + job->ids[j] * dim, 1.0f, work, dim);
+                mark_row(job->in_marks, job->ids[j]);
             }
             examples++;
         }
@@ -246,12 +269,13 @@ static void *run_job(void *arg) {
 
 /* Train the centres [centre_lo, centre_hi) of a chunk of n tokens (contexts may lie anywhere in
    [0, n)): lr goes linearly from lr_from (first centre) to lr_to (last centre).
-   Writes the summed loss and the example count (pairs, or CBOW windows). Returns 0 on success. */
+   Writes the summed loss and the example count (pairs, or CBOW windows). in_marks / out_marks:
+   NULL, or (vocab,) bytes each, set to 1 on every input / output row written. Returns 0 on success. */
 int w2v_train_chunk(int cbow, float *in, float *out, int64_t dim, const int64_t *ids, const int64_t *sentence,
                     const int64_t *window, int64_t n, int64_t centre_lo, int64_t centre_hi, int64_t negative,
                     const uint32_t *threshold,
                     const int32_t *alias, int64_t vocab, float lr_from, float lr_to, uint64_t seed, int threads,
-                    double *loss_out, int64_t *examples_out) {
+                    uint8_t *in_marks, uint8_t *out_marks, double *loss_out, int64_t *examples_out) {
     if (negative > MAX_NEGATIVE_AHEAD) return -2; /* the caller uses the torch path instead */
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
@@ -262,7 +286,8 @@ int w2v_train_chunk(int cbow, float *in, float *out, int64_t dim, const int64_t 
     pthread_t handles[MAX_THREADS];
     int started[MAX_THREADS] = {0};
     for (int t = 0; t < threads; t++) {
-        Job job = {cbow, in, out, dim, negative, n, centre_lo, centre_hi, &next_block, ids, sentence, window, {threshold, alias, vocab},
+        Job job = {cbow, in, out, dim, negative, n, centre_lo, centre_hi, &next_block, ids, sentence, window,
+                   in_marks, out_marks, {threshold, alias, vocab},
                    lr_from, lr_to, seed + 0x632BE59BD9B4E019ull * (uint64_t)(t + 1), 0.0, 0, 0};
         jobs[t] = job;
     }
@@ -313,6 +338,27 @@ double w2v_train_examples(int cbow, float *in, float *out, int64_t dim, const in
     }
     free(work); free(mean); free(words);
     return loss;
+}
+
+/* The rows of a (vocab, dim) table that differ from base in any element (a != b, as torch's ne), in
+   increasing order, into rows_out; returns how many. marks: NULL to compare every row, or (vocab,)
+   bytes: only rows marked nonzero are compared (an unmarked row must equal base), and the marks are
+   cleared. One pass over the marks and the marked rows, instead of torch's (vocab, dim) bool mask
+   and its slow row reduction. */
+int64_t w2v_changed_rows(const float *table, const float *base, int64_t vocab, int64_t dim, uint8_t *marks,
+                         int64_t *rows_out) {
+    int64_t n = 0;
+    for (int64_t r = 0; r < vocab; r++) {
+        if (marks) {
+            if (!marks[r]) continue;
+            marks[r] = 0;
+        }
+        const float *a = table + r * dim, *b = base + r * dim;
+        int differs = 0;
+        for (int64_t k = 0; k < dim; k++) differs |= a[k] != b[k];
+        if (differs) rows_out[n++] = r;
+    }
+    return n;
 }
 
 /* n draws from the alias table (tests check the distribution against unigram^0.75). */

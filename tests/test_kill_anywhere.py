@@ -255,7 +255,10 @@ def test_ten_sigkills_at_random_moments_then_resume_counts_every_word_once_per_e
             # The checkpoint is the last one whose save finished, whatever the kill interrupted.
             assert step == (saves[-1] if saves else before), f"{context}: checkpoint step {step}, saves {saves}"
             if phase == "checkpoint":
-                assert step is not None, context
+                # The kill struck inside a save, whose bytes sit in a temp file and nowhere else. (Whether a
+                # checkpoint exists depends on the draws: if every train kill came before the first save and
+                # this one killed save 1, there is none, and resuming rightly starts from the beginning.)
+                assert len(list(run_dir.glob(".checkpoint.pt.*.tmp"))) == 1, f"{context}: no save was cut short"
             if phase == "encode":  # killed before the rename: nothing published, the next run encodes afresh
                 assert not list(cache.glob("ids-*")), context
     result, _ = run_child(cfg, run_dir, None, rng, tmp_path / "saves-final.txt")

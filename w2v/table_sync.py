@@ -30,9 +30,9 @@ tensors on the device: NCCL has no sparse all-reduce, so rows uses all_gather).
 Every rank adds the gathered rows in rank order, so all ranks hold bit-identical tables.
 
 Finding the rows a rank moved: the fused backend marks every row it writes (a byte per row,
-`marks`), so a sync compares only the marked rows with `base`, clears the marks, and copies back
-only the rows any rank moved; without marks it compares whole tables. On the CPU the compare is
-the C kernel's (w2v_changed_rows), elsewhere torch ops; both find the same rows.
+`marks`), so a sync compares only the marked rows with `base` and clears the marks; without marks
+it compares whole tables. On the CPU the compare is the C kernel's (w2v_changed_rows), elsewhere
+torch ops; both find the same rows.
 """
 from __future__ import annotations
 

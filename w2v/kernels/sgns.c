@@ -5,7 +5,7 @@
    centre positions into contiguous runs and update the shared tables without locks
    (Hogwild): collisions are rare and harmless, which is what word2vec.c relies on.
 
-   Conventions shared with w2v/model.py:
+   Conventions shared with w2v/objective.py:
    - skip-gram: the centre word's input row predicts each context word's output row;
    - CBOW: the mean of the context input rows predicts the centre's output row, and the
      full error goes back to every context row (word2vec's update, gensim's cbow_mean=1);

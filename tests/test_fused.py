@@ -427,3 +427,24 @@ def test_the_c_compare_finds_the_rows_torch_finds():
     assert kernel.changed_rows(table, base, marks).tolist() == [3, 7, 50, 299]
     with pytest.raises(ValueError, match="row marks"):
         kernel.changed_rows(table, base, torch.zeros(299, dtype=torch.uint8))
+
+
+@needs_c
+@pytest.mark.parametrize("bad_id", [12, -1, 2**40])
+def test_the_c_kernel_refuses_ids_outside_the_vocabulary_before_writing(bad_id):
+    """An id past the tables (or negative) anywhere in a chunk, even among the context-only tokens, is refused
+    before any row is written: without the check it would read and write outside both tables."""
+    kernel = load_sgns()
+    vocab, dim = 12, 8
+    ids, sentence, reduced, centres = small_chunk(vocab=vocab)
+    ids[-1] = bad_id  # a context-only token after the centre range
+    alias = kernel.build_alias(noise_distribution(np.arange(1, vocab + 1) ** 2))
+    inp, out = torch.rand(vocab, dim), torch.rand(vocab, dim)
+    before = inp.clone(), out.clone()
+    with pytest.raises(ValueError, match="outside the vocabulary of 12 words"):
+        kernel.train_chunk(False, inp, out, ids, sentence, reduced, 5, alias, 0.1, 0.05, 1, threads=1,
+                           centres=centres)
+    assert torch.equal(inp, before[0]) and torch.equal(out, before[1])
+    ids[-1] = vocab - 1  # the same chunk with the last id in range trains
+    kernel.train_chunk(False, inp, out, ids, sentence, reduced, 5, alias, 0.1, 0.05, 1, threads=1, centres=centres)
+    assert not torch.equal(inp, before[0])

@@ -280,10 +280,13 @@ class SgnsKernel:
         Tokens outside `centres` serve only as context (a window carried across a chunk cut).
         marks: (input, output) uint8 tensors of one byte per table row; every row written is set to 1.
         """
+        threshold, alias = alias_table
+        if min(in_table.shape[0], out_table.shape[0]) < len(threshold):
+            raise ValueError(f"tables of {in_table.shape[0]} and {out_table.shape[0]} rows for a noise table over "
+                             f"{len(threshold)} words: the kernel checks ids against the noise table's length")
         marks_ptrs = (None, None) if marks is None else tuple(_row_marks(m, t) for m, t in zip(marks, (in_table, out_table)))
         ids, sentence, window = (np.ascontiguousarray(a, dtype=np.int64) for a in (ids, sentence, window))
         centre_lo, centre_hi = centres if centres is not None else (0, len(ids))
-        threshold, alias = alias_table
         loss, examples = _f64(), _i64()
         status = self.lib.w2v_train_chunk(int(cbow), in_table.data_ptr(), out_table.data_ptr(), in_table.shape[1],
                                           ids.ctypes.data, sentence.ctypes.data, window.ctypes.data, len(ids),
@@ -292,6 +295,9 @@ class SgnsKernel:
                                           ctypes.byref(loss), ctypes.byref(examples))
         if status == -3:
             raise ValueError(f"centre range {centres} outside a chunk of {len(ids)} tokens")
+        if status == -4:
+            raise ValueError(f"a token id in this chunk is outside the vocabulary of {len(threshold)} words "
+                             f"(a damaged token-id cache?); nothing was trained")
         if status == -2:
             raise ValueError(f"the C kernel takes at most {MAX_NEGATIVE} negatives, got {negative}")
         if status:

@@ -280,6 +280,10 @@ int w2v_train_chunk(int cbow, float *in, float *out, int64_t dim, const int64_t 
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (centre_lo < 0 || centre_hi > n || centre_lo > centre_hi) return -3;
+    /* Every id indexes a row of both tables (vocab rows, the noise table's length): checked once a chunk,
+       so a damaged id stream is an error, not a write outside the tables. One pass over n ids is noise
+       next to training them. */
+    for (int64_t i = 0; i < n; i++) if (ids[i] < 0 || ids[i] >= vocab) return -4;
     if (centre_hi - centre_lo < 4L * BLOCK * threads) threads = 1; /* not worth a thread */
     int64_t next_block = centre_lo;
     Job jobs[MAX_THREADS];

@@ -225,7 +225,9 @@ def train(objective: Objective, train_cfg: TrainConfig, sample: float, ids: np.n
                     # On multiples of sync_steps, so that an extra sync (before a checkpoint) shifts none of the rest.
                     if sync is not None and stats.steps % sync_steps == 0:
                         progress.sync_tables(words_now)
-                    if words_now - progress.words_at_point >= train_cfg.log_every:
+                    # A point each time the words pass a multiple of log_every: the same points whatever the
+                    # step sizes before, so a resumed run logs (and ends its last interval) where an uninterrupted one does.
+                    if words_now // train_cfg.log_every > progress.words_at_point // train_cfg.log_every:
                         progress.log_point(lr, words_now)
                     if checkpointing is None:
                         continue

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .config import W2VError
+from .errors import W2VError, first_line
 
 T = TypeVar("T")
 # Rank 0 may spend a long time tokenising a big corpus while the others wait for it.
@@ -163,8 +163,7 @@ def start_world(device_type: str, init_method: str = "env://") -> World:
         dist.init_process_group(backend=backend, init_method=init_method, rank=rank, world_size=world_size,
                                 timeout=TRAIN_TIMEOUT)
     except (RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise W2VError(f"cannot join the torchrun process group ({backend}): {first}") from exc
+        raise W2VError(f"cannot join the torchrun process group ({backend}): {first_line(exc)}") from exc
     control = dist.new_group(backend="gloo", timeout=CONTROL_TIMEOUT)
     return World(rank=rank, world_size=world_size, local_rank=local_rank, local_world_size=local_world,
                  control_group=control)

@@ -33,11 +33,14 @@ that peak less what must grow with the vocabulary or the distinct words:
   text pass      the C table of distinct words (its slots, entries and text, read from the table),
                  the copy of their bytes with an 8-byte offset each, and their counts (8 bytes each),
                  all held at the pass's end, where it is sampled once more;
-  vocabulary     the packed distinct words, 13 bytes each of counts, ids map and selection, and the
-                 tokenizer: bytes per vocabulary word measured here (words as strings, built, saved);
+  vocabulary     the larger of: the packed distinct words with 13 bytes each of counts, id map and
+                 selection (while the ids are mapped), and the tokenizer (while it is built and saved,
+                 the distinct words freed);
   training       (the epoch itself, from the trainer's start to its end) the two tables (2 x vocab x
-                 dim x 4 bytes), the loaded tokenizer (bytes per word measured here), and 48 bytes a
-                 word of counts, noise and subsampling arrays. The whole run's peak, set-up and export
+                 dim x 4 bytes), the loaded tokenizer, and 48 bytes a word of counts, noise and
+                 subsampling arrays.
+The tokenizer's bytes per word are measured in a separate process for the same number of words
+(built from packed words and saved; loaded), as its hash tables' bytes per word change with size. The whole run's peak, set-up and export
                  included, is in the CSV (run_anon), and in the memory guard's table.
 Verdict: every scale's rest within 10% of the smallest scale's.
 
@@ -152,22 +155,23 @@ def reset_hwm() -> None:
         f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0), so each phase gets its own peak
 
 
-def tokenizer_cost(n: int = 400_000) -> tuple[float, float]:
-    """Bytes per vocabulary word (peak anonymous growth) of (building and saving a tokenizer from the selected
-    words, as load_or_build does; loading a saved one, as training does), measured on n words "w<rank>"."""
+def tokenizer_cost(n: int) -> dict:
+    """Bytes per vocabulary word (peak anonymous growth) of building and saving a tokenizer of n words
+    "w<rank>" from packed words, as load_or_build does, and of loading the saved one, as training does.
+    Run in a fresh process per vocabulary size: a hash table's bytes per word change with its size."""
     import tempfile
 
     from tokenizers import Tokenizer
 
     from w2v.encode import PackedWords
-    from w2v.vocab import tokenizer_for_words
+    from w2v.vocab import tokenizer_for_vocab
 
     packed = PackedWords.of(f"w{i}" for i in range(10_000_000, 10_000_000 + n))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "tokenizer.json"
         before = status_kib("RssAnon")
         reset_hwm()
-        tokenizer = tokenizer_for_words(packed.select(np.arange(n)))
+        tokenizer = tokenizer_for_vocab(dict(zip(packed.select(np.arange(n)), range(1, n + 1))))
         path.write_text(tokenizer.to_str(pretty=True), encoding="utf-8")
         built = status_kib("VmHWM") - status_kib("RssFile") - status_kib("RssShmem") - before
         del tokenizer
@@ -175,7 +179,7 @@ def tokenizer_cost(n: int = 400_000) -> tuple[float, float]:
         tokenizer = Tokenizer.from_file(str(path))
         loaded = status_kib("RssAnon") - before
         del tokenizer
-    return built * 1024 / n, loaded * 1024 / n
+    return {"tokenizer_built_b": built * 1024 / n, "tokenizer_loaded_b": loaded * 1024 / n}
 
 
 def cpu_seconds() -> float:
@@ -274,31 +278,33 @@ def in_child(mode: str, corpus: Path, cache: Path, max_size: int | None = None) 
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def own_growth(row: dict, phase: str, cost: tuple[float, float]) -> float:
+def own_growth(row: dict, phase: str) -> float:
     """MiB of the phase's peak that grow with the vocabulary or the distinct words (see the module docstring)."""
-    built, loaded = cost
     distinct, vocab = row["distinct"] + 1, row["vocab"] + 1
     if phase in ("train", "capped"):
         vocab = row[phase + "_vocab"] + 1  # the words the run exported, and [UNK]
+        loaded = row["tokenizer_loaded_b"] if phase == "train" else row["capped_tokenizer_loaded_b"]
         return (2 * vocab * DIM * 4 + (loaded + TRAIN_ARRAY_BYTES) * vocab) / MIB
-    return {"text": row["table_bytes"] + row["packed_bytes"] + 8 * distinct,
-            "final": row["packed_bytes"] + 13 * distinct + built * vocab}[phase] / MIB
+    if phase == "text":
+        return (row["table_bytes"] + row["packed_bytes"] + 8 * distinct) / MIB
+    # The distinct words go before the tokenizer is built: the larger of the two.
+    return max(row["packed_bytes"] + 13 * distinct, row["tokenizer_built_b"] * vocab) / MIB
 
 
-def report(rows: list[dict], cost: tuple[float, float]) -> list[str]:
+def report(rows: list[dict]) -> list[str]:
     base = rows[0]
     lines = [f"Zipf corpus (p(r) ~ 1/r, V = {base['ranks']:,}), min_count 5; fused skip-gram, dim {DIM}, window 5, "
              f"negative 5, 1 epoch; {os.cpu_count()} cores. s / M: per million corpus words (text, vocabulary) or "
              f"in-vocabulary tokens (training). Peak anon: anonymous MiB, process + encoder workers; own growth: "
-             f"what grows with the vocabulary or the distinct words (tokenizer {cost[0]:.0f} B a word built, "
-             f"{cost[1]:.0f} B loaded; see the script's docstring); rest: peak less own growth.", "",
+             f"what grows with the vocabulary or the distinct words (see the script's docstring); rest: peak less own "
+             f"growth.", "",
              "| scale | load | words | vocabulary | distinct words | phase | wall s | s / M | vs 1x | CPU s | CPU s / M "
              "| vs 1x | peak anon MiB | own growth MiB | rest MiB | vs 1x |",
              "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    verdicts, phases = [], PHASES + ([CAPPED] if "capped_s" in base else [])
+    verdicts, phases = [], [(p, name) for p, name in PHASES + [CAPPED] if all(p + "_s" in r for r in rows)]
     for p, name in phases:
         for r in rows:
-            r[p + "_own_mib"] = own_growth(r, p, cost)
+            r[p + "_own_mib"] = own_growth(r, p)
             r[p + "_rest_mib"] = r[p + "_anon"] - r[p + "_own_mib"]
         spread = {key: max(r[key] for r in rows) / min(r[key] for r in rows)
                   for key in (p + "_s_per_m", p + "_cpu_per_m", p + "_rest_mib")}
@@ -310,7 +316,8 @@ def report(rows: list[dict], cost: tuple[float, float]) -> list[str]:
     for r in rows:
         for p, name in phases:
             vocab = r["capped_vocab"] if p == "capped" else r["vocab"]
-            lines.append(f"| {r['scale']}x | {r['load_before']:.1f}-{r['load_after']:.1f} | {r['words']:,} | "
+            load = "train_load_" if p in ("train", "capped") and "train_load_before" in r else "load_"
+            lines.append(f"| {r['scale']}x | {r[load + 'before']:.1f}-{r[load + 'after']:.1f} | {r['words']:,} | "
                          f"{vocab:,} | {r['distinct']:,} | {name} | {r[p + '_s']:.1f} | {r[p + '_s_per_m']:.3f} | "
                          f"{r[p + '_s_per_m'] / base[p + '_s_per_m']:.2f}x | {r[p + '_cpu']:.1f} | "
                          f"{r[p + '_cpu_per_m']:.3f} | {r[p + '_cpu_per_m'] / base[p + '_cpu_per_m']:.2f}x | "
@@ -353,16 +360,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO / "outputs" / "bench_scaling"))
     parser.add_argument("--with-rows", help="bench_scaling.csv of an earlier run of this script: its rows join the "
                                             "report, before this run's (to run the largest scale on its own)")
+    parser.add_argument("--skip-train", action="store_true",
+                        help="only the text and vocabulary phases (with --with-rows: training from the earlier rows)")
     parser.add_argument("--cap-vocab", action="store_true",
                         help="also train each larger scale with its vocabulary capped at 1x's size (vocab.max_size): "
                              "how training time grows with the corpus alone, the tables' size fixed")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--max-size", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--mode", choices=["prepare", "train"], help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=["prepare", "train", "tokenizer"], help=argparse.SUPPRESS)
     parser.add_argument("--cache", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps((child_prepare if args.mode == "prepare" else child_train)(args)))
+        if args.mode == "tokenizer":
+            print(json.dumps(tokenizer_cost(args.max_size)))
+        else:
+            print(json.dumps((child_prepare if args.mode == "prepare" else child_train)(args)))
         return 0
 
     data, out = Path(args.data), Path(args.out)
@@ -379,33 +391,45 @@ def main(argv: list[str] | None = None) -> int:
                   f"has {shutil.disk_usage(folder).free / 1e9:.1f} GB")
             return 1
 
-    cost = tokenizer_cost()
-    rows = read_rows(Path(args.with_rows)) if args.with_rows else []
+    earlier = {row["scale"]: row for row in read_rows(Path(args.with_rows))} if args.with_rows else {}
+    rows = [row for scale, row in earlier.items() if scale not in args.scales]
     for scale, words in zip(args.scales, sizes):
         started = time.perf_counter()
         corpus = zipf_corpus(data, words, args.ranks, args.seed)
         print(f"  {scale}x: corpus {corpus.name} ready in {time.perf_counter() - started:.0f}s", flush=True)
         cache = out / f"cache-x{scale}"
         shutil.rmtree(cache, ignore_errors=True)  # a cold token-id cache
-        row = {"scale": scale, "words": words, "ranks": args.ranks, "load_before": os.getloadavg()[0]}
+        # A scale measured again keeps from its earlier row only what this run does not measure.
+        row = {**earlier.get(scale, {}), "scale": scale, "words": words, "ranks": args.ranks,
+               "load_before": os.getloadavg()[0]}
+        if args.skip_train and scale in earlier:  # the training rows keep the load they ran under
+            row.setdefault("train_load_before", earlier[scale]["load_before"])
+            row.setdefault("train_load_after", earlier[scale]["load_after"])
         try:
             row.update(in_child("prepare", corpus, cache))
-            row.update(in_child("train", corpus, cache))
-            if args.cap_vocab:
+            if not args.skip_train:
+                row.update(in_child("train", corpus, cache))
+            if args.cap_vocab and not args.skip_train:
                 capped = in_child("train", corpus, cache, max_size=rows[0]["vocab"] if rows else row["vocab"])
                 row.update({"capped_" + key[len("train_"):] if key.startswith("train_") else "capped_" + key: value
                             for key, value in capped.items()})
         finally:
             shutil.rmtree(cache, ignore_errors=True)  # 50x: ~1 GB of ids
         row["load_after"] = os.getloadavg()[0]
-        for p, _ in PHASES + ([CAPPED] if args.cap_vocab else []):
+        for p, _ in PHASES + ([CAPPED] if "capped_s" in row else []):
             per = (row[p + "_tokens"] if p in ("train", "capped") else words) / 1e6
             row[p + "_s_per_m"], row[p + "_cpu_per_m"] = row[p + "_s"] / per, row[p + "_cpu"] / per
         rows.append(row)
         print(f"  {scale}x: vocabulary {row['vocab']:,}, distinct words {row['distinct']:,}; " + ", ".join(
-            f"{p} {row[p + '_s']:.1f}s {row[p + '_anon']:,.0f} MiB" for p, _ in PHASES), flush=True)
+            f"{p} {row[p + '_s']:.1f}s {row[p + '_anon']:,.0f} MiB" for p, _ in PHASES if p + "_s" in row), flush=True)
 
-    lines = report(rows, cost)
+    for row in rows:  # the tokenizer's bytes per word, at each run's vocabulary size
+        row.update(in_child("tokenizer", Path("-"), Path("-"), max_size=row["vocab"] + 1))
+        if "capped_vocab" in row:
+            row["capped_tokenizer_loaded_b"] = in_child("tokenizer", Path("-"), Path("-"),
+                                                        max_size=row["capped_vocab"] + 1)["tokenizer_loaded_b"]
+    rows.sort(key=lambda row: row["scale"])
+    lines = report(rows)
     print("\n" + "\n".join(lines))
     from w2v.atomic import write_report
     write_report(out, "bench_scaling", "\n".join(lines), rows)

@@ -12,7 +12,8 @@ training time (corpus words x epochs / seconds in train(), tokenisation and voca
 excluded) with the same word count for both sides. gensim runs with workers = cores.
 Both start from the same initial range: model.init_range=1.0, the project default and gensim 4's
 +-1/dim (--init-range 0.5 tries word2vec.c's). gensim is told
-total_words, so it decays alpha by words as w2v does.
+total_words, so it decays alpha by words as w2v does. Each side starts from its own default
+learning rate: gensim's alpha 0.025, w2v's train.lr (0.03; --lr 0.025 runs both at gensim's).
 
 End to end (on by default; --no-end-to-end skips it): each side also runs the way a user
 runs it, cold. w2v: `python -m w2v.train` with a fresh token-id cache, evaluate=false,
@@ -42,7 +43,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 
 from w2v.atomic import write_report  # noqa: E402
-from w2v.config import W2VError, parse_config  # noqa: E402
+from w2v.config import TrainConfig, W2VError, parse_config  # noqa: E402
 from w2v.corpus import open_corpus  # noqa: E402
 from w2v.evaluate import evaluate_vectors  # noqa: E402
 from w2v.token_ids import load_or_build  # noqa: E402
@@ -61,7 +62,7 @@ def run_config(args, model: str, backend: str) -> dict:
                   "init_range": args.init_range},
         "backend": {"name": backend}, "data": {**data, "max_lines": args.max_lines},
         "vocab": {"min_count": args.min_count, "max_size": None, "sample": args.sample},
-        "train": {"epochs": args.epochs, "lr": 0.025, "min_lr": 0.0001, "batch_size": args.batch_size,
+        "train": {"epochs": args.epochs, "lr": args.lr, "min_lr": 0.0001, "batch_size": args.batch_size,
                   "device": args.device, "threads": args.workers, "seed": args.seed, "log_every": 1_000_000},
         "export": {"text": False, "projector_words": 0}, "evaluate": True, "cache_dir": args.cache_dir,
     }
@@ -216,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init-range", type=float, default=1.0,
                         help="w2v model.init_range; 1.0 = the project default and gensim 4's +-1/dim (word2vec.c: 0.5)")
     parser.add_argument("--min-count", type=int, default=5)
+    parser.add_argument("--lr", type=float, default=TrainConfig.lr, help="w2v's train.lr (gensim keeps alpha 0.025)")
     parser.add_argument("--batch-size", type=int, default=1024, help="for the batched backends (and fused on a GPU)")
     parser.add_argument("--device", default="cpu", help="w2v's train.device: cpu | cuda | auto")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gensim workers = w2v threads")

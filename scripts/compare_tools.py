@@ -18,7 +18,7 @@ Installing the tools (none is a dependency of the project; a missing one is skip
 Every tool gets the same settings: dim 100, window 5, negative 5 (no hierarchical softmax),
 sample 1e-3, min_count 5, 3 epochs, 2 threads, skip-gram and/or CBOW. The learning rate is
 each tool's own default (column lr): word2vec.c 0.025 skip-gram / 0.05 CBOW, fastText 0.05,
-gensim 0.025, w2v train.lr 0.025 (w2v/conf/config.yaml). fastText runs with -minn 0 -maxn 0, so it
+gensim 0.025, w2v train.lr 0.03 (w2v/conf/config.yaml). fastText runs with -minn 0 -maxn 0, so it
 learns no subwords and is plain word2vec. Each run starts cold: a fresh temporary directory
 (and, for w2v, a fresh token-id cache); the corpus file itself may sit in the OS page cache,
 the same for every tool.
@@ -81,9 +81,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from w2v.config import TrainConfig  # noqa: E402
+
 TOOLS = ("word2vec.c", "fastText", "gensim", "w2v")
 # Each tool's default learning rate (w2v: train.lr in w2v/conf/config.yaml); only word2vec.c's depends on the model.
-DEFAULT_LR = {**{(t, m): 0.025 for t in ("word2vec.c", "gensim", "w2v") for m in ("skipgram", "cbow")},
+DEFAULT_LR = {**{(t, m): 0.025 for t in ("word2vec.c", "gensim") for m in ("skipgram", "cbow")},
+              **{("w2v", m): TrainConfig.lr for m in ("skipgram", "cbow")},
               ("word2vec.c", "cbow"): 0.05, ("fastText", "skipgram"): 0.05, ("fastText", "cbow"): 0.05}
 METRICS = ("analogy_acc", "ws353_spearman", "simlex_spearman")
 PROGRESS = re.compile(rb"Progress:\s*([\d.]+)%")

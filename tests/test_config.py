@@ -14,7 +14,7 @@ def test_defaults_are_gensims():
     cfg = parse_config(compose_cfg())
     assert (cfg.model.name, cfg.model.dim, cfg.model.window, cfg.model.negative) == ("skipgram", 100, 5, 5)
     assert (cfg.vocab.min_count, cfg.vocab.sample) == (5, 1e-3)
-    assert (cfg.train.epochs, cfg.train.lr, cfg.train.min_lr) == (5, 0.025, 0.0001)
+    assert (cfg.train.epochs, cfg.train.lr, cfg.train.min_lr) == (5, 0.03, 0.0001)
     assert cfg.data.kind == "sample" and cfg.train.device == "auto"
     assert cfg.model.init_range == 1.0  # gensim 4's +-1/dim: word2vec.c's 0.5 measured worse (issue 11)
 

@@ -79,7 +79,7 @@ SYNC_COMBINES = ("sum", "mean")
 @dataclass
 class TrainConfig:
     epochs: int = 5
-    lr: float = 0.025
+    lr: float = 0.03  # gensim: 0.025; see w2v/conf/config.yaml
     min_lr: float = 0.0001
     batch_size: int = 1024
     device: str = "auto"

@@ -448,3 +448,29 @@ def test_the_c_kernel_refuses_ids_outside_the_vocabulary_before_writing(bad_id):
     ids[-1] = vocab - 1  # the same chunk with the last id in range trains
     kernel.train_chunk(False, inp, out, ids, sentence, reduced, 5, alias, 0.1, 0.05, 1, threads=1, centres=centres)
     assert not torch.equal(inp, before[0])
+
+
+@pytest.mark.parametrize("bad_id", [50, -1])
+def test_the_torch_and_triton_path_refuses_ids_outside_the_vocabulary_before_writing(bad_id):
+    """Off the C kernel (the torch steps here; the Triton kernels take the same check) a chunk with an id
+    past the tables is refused before any row moves: on a GPU it would be a silent out-of-bounds write."""
+    chunk = zipf_chunk(800)
+    backend = BACKENDS["fused"].create(*init_tables(50, 8, seed=0), torch.device("cpu"),
+                                       BackendConfig("fused", kernel="torch"))
+    backend.prepare(np.bincount(chunk.ids, minlength=50), batch_size=64, seed=1)
+    before = backend.input_weights().clone(), backend.output_weights().clone()
+    chunk.ids[-1] = bad_id
+    with pytest.raises(ValueError, match="outside the vocabulary of 50 words"):
+        backend.train_chunk(make_objective("skipgram", 5, 5), chunk, 0.025, 0.02)
+    assert torch.equal(backend.input_weights(), before[0]) and torch.equal(backend.output_weights(), before[1])
+
+
+@needs_c
+def test_the_c_example_entry_refuses_ids_outside_the_vocabulary():
+    kernel = load_sgns()
+    inp, out = torch.rand(12, 8), torch.rand(12, 8)
+    centres, contexts, negatives = torch.tensor([1, 2]), torch.tensor([[3], [4]]), torch.tensor([[5, 12], [6, 7]])
+    with pytest.raises(ValueError, match="a negative id is outside the vocabulary of 12 words"):
+        kernel.train_examples(False, inp, out, centres, contexts, None, negatives, 0.1)
+    negatives[0, 1] = 11
+    assert kernel.train_examples(False, inp, out, centres, contexts, None, negatives, 0.1) > 0

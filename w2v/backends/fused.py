@@ -247,6 +247,11 @@ class FusedBackend(Backend):
                                       chunk.sentence, chunk.window, negative, self._alias, lr_from, lr_to,
                                       seed, torch.get_num_threads(), centres=(chunk.centre_lo, chunk.centre_hi),
                                       marks=self.row_marks)
+        # The C kernel checks the ids itself; the Triton kernels and torch ops do not (an id past the
+        # table is a silent out-of-bounds write on a GPU), so the host checks the chunk once here.
+        if len(chunk.ids) and (int(chunk.ids.min()) < 0 or int(chunk.ids.max()) >= self.input_table.shape[0]):
+            raise ValueError(f"a token id in this chunk is outside the vocabulary of {self.input_table.shape[0]} "
+                             f"words (a damaged token-id cache?); nothing was trained")
         if self.input_table.device.type != "cpu":
             with torch.no_grad():
                 return self._train_chunk_torch(objective, chunk, lr_from, lr_to)

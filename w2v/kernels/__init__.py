@@ -325,6 +325,10 @@ class SgnsKernel:
         import torch  # here, not at the top: the text pass loads this module and does not need torch
 
         centres, contexts, negatives = (t.to(torch.int64).contiguous() for t in (centres, contexts, negatives))
+        vocab = min(in_table.shape[0], out_table.shape[0])
+        for name, ids in (("centre", centres), ("context", contexts), ("negative", negatives)):
+            if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+                raise ValueError(f"a {name} id is outside the vocabulary of {vocab} words; nothing was trained")
         width = contexts.shape[1] if cbow else 1
         mask_u8 = (mask if mask is not None else torch.ones_like(contexts, dtype=torch.bool)).to(torch.uint8)
         mask_u8 = mask_u8.contiguous()

@@ -107,6 +107,8 @@ def run_key(cfg: RunConfig, corpus_key: str, world_size: int) -> dict[str, Any]:
         "max_size": cfg.vocab.max_size, "sample": cfg.vocab.sample, "epochs": cfg.train.epochs,
         "lr": cfg.train.lr, "min_lr": cfg.train.min_lr, "batch_size": cfg.train.batch_size,
         "seed": cfg.train.seed, "world_size": world_size,
+        # log_every=auto shortens the chunks (w2v/trainer.py): a checkpoint written before it drew other chunks
+        **({"log_every": "auto"} if cfg.train.log_every == "auto" else {}),
         # under torchrun the shards decide which words each rank still has to train
         **({"shards": cfg.train.shards, "sync_every": cfg.train.sync_every} if world_size > 1 else {}),
     }

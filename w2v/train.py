@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import hydra
 import numpy as np
@@ -39,10 +40,12 @@ from .objective import make_objective
 from .run_dir import RunOptions, prepare_run_dir, refuse_before_hydra
 from .signals import StopRequest
 from .token_ids import TokenIds, load_or_build
+from .table_eval import TableEvaluator
 from .trainer import train
 from .vocab import id_to_word
 
 log = logging.getLogger("w2v")
+EVAL_FIGURES = ("analogy_acc", "ws353_spearman", "simlex_spearman")
 
 
 class Interrupted(W2VError):
@@ -113,7 +116,7 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
     if token_ids.replaced_chars and world.is_main:
         for name, replaced in (token_ids.replaced_by_file or {"the corpus": token_ids.replaced_chars}).items():
             log.warning(f"{name}: replaced {replaced} undecodable byte sequences with U+FFFD (read as spaces)")
-    vocab_size, n_tokens = token_ids.vocab_size, len(token_ids.ids)
+    vocab_size, n_tokens, counts = token_ids.vocab_size, len(token_ids.ids), token_ids.counts
     log.info(f"corpus: {n_tokens} in-vocabulary tokens, {len(token_ids.sentences) - 1} lines, "
              f"vocabulary {vocab_size - 1} words; device {device}, backend {cfg.backend.name}, "
              f"{world.world_size} rank(s)")
@@ -147,16 +150,18 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         world.on_main(write)
 
     writer = SummaryWriter(log_dir=str(run_dir / "tb")) if world.is_main else None
+    on_eval = eval_while_training(backend, token_ids.tokenizer, counts, writer) \
+        if cfg.train.eval_every is not None else None
     log.info(f"training: {cfg.train.epochs} epochs of {n_tokens} words on {world.world_size} rank(s); "
              f"Ctrl-C / SIGTERM stops after the current step with a checkpoint")
     try:
         with StopRequest() as stop:
             stats = train(objective, cfg.train, cfg.vocab.sample, token_ids.ids, token_ids.sentences,
-                          token_ids.counts, backend, device,
+                          counts, backend, device,
                           on_log=lambda step, point: [writer.add_scalar(k, v, step) for k, v in point.items()],
                           show_progress=show_progress, world=world, resume=resume_loop,
                           token_range=rank_shard(cfg, token_ids.sentences, world),
-                          checkpointing=Checkpointing(options.checkpoint, save, stop))
+                          checkpointing=Checkpointing(options.checkpoint, save, stop), on_eval=on_eval)
         if stats.interrupted:
             # lr falls linearly with the words done, so it tells how far the run got.
             done = (cfg.train.lr - stats.final_lr) / max(cfg.train.lr - cfg.train.min_lr, 1e-12)
@@ -173,7 +178,7 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         if not world.is_main:
             return {}
         try:
-            metrics = export_and_evaluate(cfg, run_dir, backend, token_ids, stats, writer)
+            metrics = export_and_evaluate(cfg, run_dir, backend, token_ids.tokenizer, counts, stats, writer)
         except OSError as exc:  # a full disk, a read-only dir: the atomic writes left no partial file
             raise W2VError(f"cannot write the vectors in {run_dir}: {exc}") from exc
     finally:
@@ -213,6 +218,23 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
     return metrics
 
 
+def eval_while_training(backend, tokenizer, counts: np.ndarray, writer) -> Callable[[int], None]:
+    """on_eval for the trainer: the evaluation figures of the input table as it stands, to TensorBoard and the log."""
+    evaluator = None
+
+    def on_eval(step: int) -> None:
+        nonlocal evaluator
+        if evaluator is None:  # built on first use: a run too short to evaluate pays nothing
+            evaluator = TableEvaluator(id_to_word(tokenizer), counts)
+        started = time.perf_counter()
+        figures = evaluator(backend.input_weights())
+        for key in EVAL_FIGURES:
+            writer.add_scalar(f"eval/{key}", figures[key], step)
+        log.info(f"step {step}: analogy {figures['analogy_acc']:.4f}  WS-353 {figures['ws353_spearman']:.4f}  "
+                 f"SimLex {figures['simlex_spearman']:.4f}  ({time.perf_counter() - started:.2f}s)")
+    return on_eval
+
+
 def resume_from(path: Path, backend, key: dict, lr: float, world: World) -> dict:
     """Load the checkpoint on rank 0 into its backend; every rank gets the loop state and optimiser state."""
     def load() -> tuple[dict, dict | None]:
@@ -229,22 +251,23 @@ def resume_from(path: Path, backend, key: dict, lr: float, world: World) -> dict
     return loop
 
 
-def export_and_evaluate(cfg: RunConfig, run_dir: Path, backend, token_ids: TokenIds, stats, writer) -> dict:
+def export_and_evaluate(cfg: RunConfig, run_dir: Path, backend, tokenizer, counts: np.ndarray, stats,
+                        writer) -> dict:
     """Write vectors.bin (and vectors.txt), evaluate them, log to TensorBoard; returns the quality metrics."""
-    words = id_to_word(token_ids.tokenizer)
+    words = id_to_word(tokenizer)
     vectors = backend.input_weights().float().cpu().numpy()
-    exported = write_word2vec(run_dir / "vectors.bin", words, vectors, token_ids.counts, binary=True)
+    exported = write_word2vec(run_dir / "vectors.bin", words, vectors, counts, binary=True)
     if cfg.export.text:
-        write_word2vec(run_dir / "vectors.txt", words, vectors, token_ids.counts, binary=False)
+        write_word2vec(run_dir / "vectors.txt", words, vectors, counts, binary=False)
     quality = {}
     if cfg.evaluate:
         from .evaluate import evaluate_vectors  # imports gensim (about a second): only when asked to evaluate
 
-        quality = evaluate_vectors(to_keyed_vectors(words, vectors, token_ids.counts))
-    for key in ("analogy_acc", "ws353_spearman", "simlex_spearman"):
+        quality = evaluate_vectors(to_keyed_vectors(words, vectors, counts))
+    for key in EVAL_FIGURES:
         if key in quality:
             writer.add_scalar(f"eval/{key}", quality[key], stats.steps)
-    write_tensorboard_embedding(writer, words, vectors, token_ids.counts, cfg.export.projector_words)
+    write_tensorboard_embedding(writer, words, vectors, counts, cfg.export.projector_words)
     return {"vocab_size": exported, **{k: quality.get(k) for k in ("analogy_acc", "ws353_spearman", "simlex_spearman")}}
 
 

@@ -99,6 +99,7 @@ class TrainConfig:
 @dataclass
 class ExportConfig:
     text: bool = False
+    tables: bool = True  # tables.pt: both tables and the counts, which train.init_from continues from
     projector_words: int = 5000
 
 
@@ -212,7 +213,7 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
     if train.device not in ("auto", "cpu", "cuda") and not train.device.startswith("cuda:"):
         raise W2VError(f"train.device must be auto, cpu or cuda, got {train.device!r}")
 
-    export = ExportConfig(text=bool(e.get("text", False)),
+    export = ExportConfig(text=bool(e.get("text", False)), tables=_bool(e, "tables", "export", ExportConfig.tables),
                           projector_words=_int(e, "projector_words", "export", 0))
     return RunConfig(model=model, backend=backend, data=data, vocab=vocab, train=train, export=export,
                      phrases=parse_phrases(cfg.get("phrases") or {}),

@@ -30,6 +30,7 @@ from .checkpoint import (CHECKPOINT_NAME, Checkpointing, check_run_key, load_che
                          save_checkpoint)
 from .cli import resolve_device, run_hydra_app, user_errors
 from .config import RunConfig, group_choices, parse_config
+from .continued import TABLES_NAME, EarlierRun, load_earlier_run, save_tables
 from .corpus import open_corpus
 from .errors import W2VError
 from .export import to_keyed_vectors, write_word2vec
@@ -67,12 +68,13 @@ def write_tensorboard_embedding(writer, words: list[str], vectors: np.ndarray, c
                          tag="word_vectors")
 
 
-def load_token_ids(cfg: RunConfig, cache_dir: Path, world: World, show_progress: bool) -> TokenIds:
+def load_token_ids(cfg: RunConfig, cache_dir: Path, world: World, show_progress: bool,
+                   earlier: EarlierRun | None = None) -> TokenIds:
     """Rank 0 tokenises (or finds the cache) while the others wait; then they read the same cache."""
     def build() -> TokenIds:
         corpus = open_corpus(cfg.data, cache_dir)
         return load_or_build(corpus, cfg.vocab, cache_dir, show_progress=show_progress, log=log.info,
-                             phrases=cfg.phrases)
+                             phrases=cfg.phrases, base=earlier)
 
     token_ids = world.on_main(build)
     if not world.is_main:
@@ -105,6 +107,8 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
     torch.manual_seed(cfg.train.seed)
     cache_dir = Path(to_absolute_path(cfg.cache_dir)) if HydraConfig.initialized() else Path(cfg.cache_dir)
 
+    # Read before the run dir is prepared: overwrite=true into the earlier run's own dir removes its files.
+    earlier = load_earlier(cfg) if cfg.train.init_from else None
     world.on_main(lambda: prepare_run_dir(run_dir, options.resuming, options.overwrite))
     if options.resuming and options.resume is None and world.is_main:
         log.warning(f"train.resume=true: no checkpoint in {run_dir} (the run stopped before its first one); "
@@ -112,11 +116,16 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
     if world.is_main and resolved_config is not None:
         with atomic_path(run_dir / "config.resolved.yaml") as tmp:
             tmp.write_text(resolved_config, encoding="utf-8")
-    token_ids = load_token_ids(cfg, cache_dir, world, show_progress)
+    token_ids = load_token_ids(cfg, cache_dir, world, show_progress, earlier)
     if token_ids.replaced_chars and world.is_main:
         for name, replaced in (token_ids.replaced_by_file or {"the corpus": token_ids.replaced_chars}).items():
             log.warning(f"{name}: replaced {replaced} undecodable byte sequences with U+FFFD (read as spaces)")
     vocab_size, n_tokens, counts = token_ids.vocab_size, len(token_ids.ids), token_ids.counts
+    if earlier is not None:
+        counts = earlier.updated_counts(counts)
+        log.info(f"continuing {earlier.run_dir}: its {earlier.vocab_size - 1} words keep their ids and rows "
+                 f"({int((token_ids.counts[1:earlier.vocab_size] > 0).sum())} of them in this corpus), "
+                 f"{vocab_size - earlier.vocab_size} new words appended; counts are both corpora's")
     log.info(f"corpus: {n_tokens} in-vocabulary tokens, {len(token_ids.sentences) - 1} lines, "
              f"vocabulary {vocab_size - 1} words; device {device}, backend {cfg.backend.name}, "
              f"{world.world_size} rank(s)")
@@ -132,10 +141,15 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         BACKENDS[cfg.backend.name], vocab_size, cfg.model.dim, objective, cfg.train.batch_size, device,
         available=available_bytes(device) // shared, world_size=world.world_size, sync_method=cfg.train.sync_method))
     input_init, output_init = init_tables(vocab_size, cfg.model.dim, cfg.train.seed, cfg.model.init_range)
+    if earlier is not None:
+        earlier.place_rows(input_init, output_init)
+        del earlier  # its tables are copied: do not keep two
     backend = make_backend(cfg.backend.name, input_init, output_init, device, cfg.backend)
     del input_init, output_init  # the backend holds its own copy; do not keep two
 
     key = run_key(cfg, token_ids.tokenizer_path.parent.name, world.world_size)
+    if cfg.train.init_from:  # the earlier run's tables and counts start this one
+        key["init_from"] = str(Path(cfg.train.init_from).expanduser().resolve())
     resume_loop = resume_from(options.resume, backend, key, cfg.train.lr, world) if options.resume else None
     broadcast_tables(backend, world)
     checkpoint_path = run_dir / CHECKPOINT_NAME
@@ -197,7 +211,7 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         "tokenize_cache_hit": token_ids.cache_hit, "tokenize_s": token_ids.build_seconds,
         # backend=fused under torchrun: table syncs, and the payload bytes one rank sent (w2v/table_sync.py).
         "syncs": stats.syncs, "sync_bytes_per_rank": stats.sync_bytes, "sync_s": stats.sync_seconds,
-        "model": cfg.model.name, "backend": cfg.backend.name,
+        "init_from": cfg.train.init_from, "model": cfg.model.name, "backend": cfg.backend.name,
         "device": str(device), "world_size": world.world_size, "resumed": options.resume is not None,
     })
     try:
@@ -235,6 +249,19 @@ def eval_while_training(backend, tokenizer, counts: np.ndarray, writer) -> Calla
     return on_eval
 
 
+def load_earlier(cfg: RunConfig) -> EarlierRun:
+    """The earlier run of train.init_from (relative to where the run was launched), checked against this one."""
+    path = to_absolute_path(cfg.train.init_from) if HydraConfig.initialized() else cfg.train.init_from
+    earlier = load_earlier_run(path)
+    if earlier.pre_tokenizer != cfg.vocab.pre_tokenizer:
+        raise W2VError(f"train.init_from: {earlier.run_dir} split its words with vocab.pre_tokenizer="
+                       f"{earlier.pre_tokenizer}, this run with {cfg.vocab.pre_tokenizer}; use the same")
+    if earlier.dim != cfg.model.dim:
+        raise W2VError(f"train.init_from: {earlier.run_dir} has {earlier.dim}-dimensional vectors, this run "
+                       f"model.dim={cfg.model.dim}; set model.dim={earlier.dim}")
+    return earlier
+
+
 def resume_from(path: Path, backend, key: dict, lr: float, world: World) -> dict:
     """Load the checkpoint on rank 0 into its backend; every rank gets the loop state and optimiser state."""
     def load() -> tuple[dict, dict | None]:
@@ -267,6 +294,8 @@ def export_and_evaluate(cfg: RunConfig, run_dir: Path, backend, tokenizer, count
     for key in EVAL_FIGURES:
         if key in quality:
             writer.add_scalar(f"eval/{key}", quality[key], stats.steps)
+    if cfg.export.tables:  # what a later train.init_from continues from
+        save_tables(run_dir / TABLES_NAME, backend.input_weights(), backend.output_weights(), counts)
     write_tensorboard_embedding(writer, words, vectors, counts, cfg.export.projector_words)
     return {"vocab_size": exported, **{k: quality.get(k) for k in ("analogy_acc", "ws353_spearman", "simlex_spearman")}}
 

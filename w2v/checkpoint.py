@@ -131,6 +131,11 @@ def save_checkpoint(path: Path, backend, loop_state: dict, key: dict) -> None:
         "tables": {"input": backend.input_weights().detach().cpu(), "output": backend.output_weights().detach().cpu()},
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
     }
+    save_atomically(path, payload)
+
+
+def save_atomically(path: Path, payload: dict) -> None:
+    """torch.save to a temp file renamed into place; a full disk raises OSError, and leaves no file."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         try:
             torch.save(payload, f)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_path
+from .checkpoint import save_atomically
 from .encode import LINE_END_ID, ProvisionalIds
 from .errors import W2VError, first_line
 from .vocab import UNK
@@ -36,8 +36,7 @@ def save_tables(path: Path, input_table: torch.Tensor, output_table: torch.Tenso
     """Write both tables and the counts atomically, for a later train.init_from."""
     payload = {"format": FORMAT, "version": VERSION, "input": input_table.detach().float().cpu(),
                "output": output_table.detach().float().cpu(), "counts": torch.from_numpy(np.asarray(counts, np.int64))}
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(payload, f)
+    save_atomically(path, payload)
 
 
 @dataclass

@@ -114,10 +114,26 @@ def test_groups_compose():
     ("backend.kernel=cuda", "backend.kernel must be auto, c, torch"),
     ("backend.triton=maybe", "backend.triton must be true or false"),
     ("backend.compile=1", "backend.compile must be true or false"),
+    ("train.log_every=0", "train.log_every must be auto or a number"),
+    ("train.eval_every=weekly", "train.eval_every must be epoch, a number of corpus words, or 0"),
+    ("train.eval_every=-5", "train.eval_every must be epoch"),
+    ("train.init_from=5", "train.init_from must be the run dir"),
+    ("export.tables=maybe", "export.tables must be true or false"),
 ])
 def test_invalid_values_are_named(override, message):
     with pytest.raises(W2VError, match=message):
         parse_config(compose_cfg(override))
+
+
+@pytest.mark.parametrize("override, log_every, eval_every", [
+    ("train.log_every=auto", "auto", "epoch"), ("train.log_every=null", "auto", "epoch"),
+    ("train.log_every=500", 500, "epoch"), ("train.eval_every=0", "auto", None),
+    ("train.eval_every=null", "auto", None), ("train.eval_every=false", "auto", None),
+    ("train.eval_every=100000", "auto", 100_000),
+])
+def test_log_and_eval_intervals(override, log_every, eval_every):
+    train = parse_config(compose_cfg(override)).train
+    assert (train.log_every, train.eval_every) == (log_every, eval_every)
 
 
 def test_unknown_choice_lists_the_valid_ones():

@@ -288,7 +288,7 @@ def fill_disk_at(monkeypatch, name: str, nth: int = 1):
     monkeypatch.setattr(os, "fsync", fsync)
 
 
-@pytest.mark.parametrize("name,nth", [("checkpoint.pt", 2), ("vectors.bin", 1), ("metrics.json", 1),
+@pytest.mark.parametrize("name,nth", [("checkpoint.pt", 2), ("vectors.bin", 1), ("tables.pt", 1), ("metrics.json", 1),
                                       ("tokenizer.json", 1)])
 def test_a_full_disk_ends_in_one_line_naming_the_file_and_keeps_earlier_outputs(tmp_path, monkeypatch, name, nth):
     from w2v.checkpoint import CheckpointPolicy, load_checkpoint

@@ -39,7 +39,7 @@ def test_every_output_is_published_by_a_rename(tmp_path, tiny_corpus, monkeypatc
                              "export.text=true", *TINY)
     run_dir = tmp_path / "run"
     run(cfg, run_dir, show_progress=False, resolved_config="x: 1\n")
-    outputs = {"vectors.bin", "vectors.txt", "tokenizer.json", "metrics.json", "config.resolved.yaml"}
+    outputs = {"vectors.bin", "vectors.txt", "tokenizer.json", "tables.pt", "metrics.json", "config.resolved.yaml"}
     assert outputs <= set(published)
     assert outputs <= {p.name for p in run_dir.iterdir()}
     assert not [p for p in run_dir.rglob("*") if p.name.endswith(".tmp")]

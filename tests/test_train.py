@@ -82,3 +82,31 @@ def test_bad_input_is_one_line_and_leaves_no_vectors(tmp_path):
 
 # Quality against gensim on the sample (bounds from seed statistics, and the broken trainers that
 # must fail them) lives in tests/test_quality.py.
+
+
+def scalar_steps(run_dir, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [event.step for event in acc.Scalars(tag)]
+
+
+def test_one_epoch_draws_a_curve_and_evaluation_leaves_training_alone(tmp_path, tiny_corpus):
+    """Defaults: log_every=auto gives a one-epoch run at least 50 loss points; eval_every=epoch evaluates at
+    every epoch's end but the last (the final evaluation's), and the vectors are those of a run without it."""
+    from tests.helpers import compose_run_config
+    from w2v.train import run
+
+    common = ["data=files", f"data.paths=[{tiny_corpus}]", f"cache_dir={tmp_path / 'cache'}", "model.dim=16",
+              "vocab.min_count=2", "train.threads=1", "train.device=cpu", "export.projector_words=0"]
+    metrics = run(compose_run_config(*common, "train.epochs=1"), tmp_path / "one", show_progress=False)
+    assert len(scalar_steps(tmp_path / "one", "train/loss")) >= 50
+    assert len(scalar_steps(tmp_path / "one", "eval/analogy_acc")) == 1  # the final evaluation only
+    run(compose_run_config(*common, "train.epochs=3"), tmp_path / "on", show_progress=False)
+    run(compose_run_config(*common, "train.epochs=3", "train.eval_every=0"), tmp_path / "off", show_progress=False)
+    steps = scalar_steps(tmp_path / "on", "eval/simlex_spearman")
+    per_epoch = metrics["steps"]
+    assert steps == [per_epoch, 2 * per_epoch, 3 * per_epoch]  # two while training, then the final one
+    assert len(scalar_steps(tmp_path / "off", "eval/simlex_spearman")) == 1
+    assert (tmp_path / "on" / "vectors.bin").read_bytes() == (tmp_path / "off" / "vectors.bin").read_bytes()

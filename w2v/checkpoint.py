@@ -107,6 +107,8 @@ def run_key(cfg: RunConfig, corpus_key: str, world_size: int) -> dict[str, Any]:
         "max_size": cfg.vocab.max_size, "sample": cfg.vocab.sample, "epochs": cfg.train.epochs,
         "lr": cfg.train.lr, "min_lr": cfg.train.min_lr, "batch_size": cfg.train.batch_size,
         "seed": cfg.train.seed, "world_size": world_size,
+        # log_every=auto shortens the chunks (w2v/trainer.py): a checkpoint written before it drew other chunks
+        **({"log_every": "auto"} if cfg.train.log_every == "auto" else {}),
         # under torchrun the shards decide which words each rank still has to train
         **({"shards": cfg.train.shards, "sync_every": cfg.train.sync_every} if world_size > 1 else {}),
     }
@@ -129,6 +131,11 @@ def save_checkpoint(path: Path, backend, loop_state: dict, key: dict) -> None:
         "tables": {"input": backend.input_weights().detach().cpu(), "output": backend.output_weights().detach().cpu()},
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
     }
+    save_atomically(path, payload)
+
+
+def save_atomically(path: Path, payload: dict) -> None:
+    """torch.save to a temp file renamed into place; a full disk raises OSError, and leaves no file."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         try:
             torch.save(payload, f)

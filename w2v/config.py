@@ -85,7 +85,10 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     seed: int = 1
-    log_every: int = 1_000_000  # corpus words (all ranks) between TensorBoard points
+    log_every: int | str = "auto"  # corpus words (all ranks) between TensorBoard points; auto: trainer.py decides
+    # corpus words (all ranks) between evaluations of the input table: "epoch", a number, or None (off)
+    eval_every: int | str | None = "epoch"
+    init_from: str | None = None  # an earlier run dir to continue from (w2v/continued.py)
     sync_every: int = 1 << 18  # backend=fused under torchrun: corpus words per rank between table syncs
     sync_method: str = "auto"  # auto | rows | dense: how the fused tables are exchanged (w2v/table_sync.py)
     # sum | mean (over the ranks that moved a row) | one per table, input/output: how the ranks' moves combine
@@ -96,6 +99,7 @@ class TrainConfig:
 @dataclass
 class ExportConfig:
     text: bool = False
+    tables: bool = True  # tables.pt: both tables and the counts, which train.init_from continues from
     projector_words: int = 5000
 
 
@@ -188,7 +192,9 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
     train = TrainConfig(epochs=_int(t, "epochs", "train", 1), lr=_float(t, "lr", "train"),
                         min_lr=_float(t, "min_lr", "train"), batch_size=_int(t, "batch_size", "train", 1),
                         device=str(t.get("device", "auto")), threads=_int(t, "threads", "train", 1, optional=True),
-                        seed=_int(t, "seed", "train"), log_every=_int(t, "log_every", "train", 1),
+                        seed=_int(t, "seed", "train"), log_every=parse_log_every(t.get("log_every", "auto")),
+                        eval_every=parse_eval_every(t.get("eval_every", "epoch")),
+                        init_from=parse_init_from(t.get("init_from")),
                         sync_every=_int(t, "sync_every", "train", 1) if "sync_every" in t else TrainConfig.sync_every,
                         sync_method=str(t.get("sync_method", TrainConfig.sync_method)),
                         sync_combine=str(t.get("sync_combine", TrainConfig.sync_combine)),
@@ -207,11 +213,41 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
     if train.device not in ("auto", "cpu", "cuda") and not train.device.startswith("cuda:"):
         raise W2VError(f"train.device must be auto, cpu or cuda, got {train.device!r}")
 
-    export = ExportConfig(text=bool(e.get("text", False)),
+    export = ExportConfig(text=bool(e.get("text", False)), tables=_bool(e, "tables", "export", ExportConfig.tables),
                           projector_words=_int(e, "projector_words", "export", 0))
     return RunConfig(model=model, backend=backend, data=data, vocab=vocab, train=train, export=export,
                      phrases=parse_phrases(cfg.get("phrases") or {}),
                      evaluate=bool(cfg.get("evaluate", True)), cache_dir=str(cfg.get("cache_dir", "data/cache")))
+
+
+def parse_log_every(value: Any) -> int | str:
+    """train.log_every: a number of corpus words, or auto (null too: about an epoch's words / 50, trainer.py)."""
+    if value is None or value == "auto":
+        return "auto"
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise W2VError(f"train.log_every must be auto or a number of corpus words >= 1, got {value!r}")
+
+
+def parse_eval_every(value: Any) -> int | str | None:
+    """train.eval_every: epoch, a number of corpus words, or null / 0 / false (no evaluation while training)."""
+    if value is None or value is False or value == 0:
+        return None
+    if value == "epoch":
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise W2VError(f"train.eval_every must be epoch, a number of corpus words, or 0 / null to turn it off; "
+                   f"got {value!r}")
+
+
+def parse_init_from(value: Any) -> str | None:
+    """train.init_from: null, or the run dir of an earlier finished run."""
+    if value is None or value is False or value == "":
+        return None
+    if not isinstance(value, str):
+        raise W2VError(f"train.init_from must be the run dir of an earlier run, got {value!r}")
+    return value
 
 
 def parse_phrases(p: Mapping[str, Any]) -> PhrasesConfig:

@@ -2,7 +2,7 @@
 
     python -m w2v.evaluate PATH/vectors.bin
 
-prints analogy accuracy (questions-words.txt, restricted to the 30,000 most
+prints analogy accuracy (questions-words.txt, restricted to the 300,000 most
 frequent words as gensim does), and the Spearman correlation on WordSim-353
 and SimLex-999 (pairs with an unknown word are skipped, and their share reported).
 """

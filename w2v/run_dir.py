@@ -16,9 +16,10 @@ from typing import Any, Mapping
 
 from .checkpoint import CHECKPOINT_NAME, CheckpointPolicy, asks_to_resume, resume_path
 from .cli import command_line_values
+from .continued import TABLES_NAME
 from .errors import W2VError
 
-TRAIN_OUTPUTS = ("vectors.bin", "vectors.txt", "tokenizer.json", "metrics.json", CHECKPOINT_NAME, "tb")
+TRAIN_OUTPUTS = ("vectors.bin", "vectors.txt", "tokenizer.json", TABLES_NAME, "metrics.json", CHECKPOINT_NAME, "tb")
 
 
 def existing_outputs(run_dir: Path, outputs: tuple[str, ...] = TRAIN_OUTPUTS) -> list[str]:

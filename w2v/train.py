@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import hydra
 import numpy as np
@@ -29,6 +30,7 @@ from .checkpoint import (CHECKPOINT_NAME, Checkpointing, check_run_key, load_che
                          save_checkpoint)
 from .cli import resolve_device, run_hydra_app, user_errors
 from .config import RunConfig, group_choices, parse_config
+from .continued import TABLES_NAME, EarlierRun, load_earlier_run, save_tables
 from .corpus import open_corpus
 from .errors import W2VError
 from .export import to_keyed_vectors, write_word2vec
@@ -39,10 +41,12 @@ from .objective import make_objective
 from .run_dir import RunOptions, prepare_run_dir, refuse_before_hydra
 from .signals import StopRequest
 from .token_ids import TokenIds, load_or_build
+from .table_eval import TableEvaluator
 from .trainer import train
 from .vocab import id_to_word
 
 log = logging.getLogger("w2v")
+EVAL_FIGURES = ("analogy_acc", "ws353_spearman", "simlex_spearman")
 
 
 class Interrupted(W2VError):
@@ -64,12 +68,13 @@ def write_tensorboard_embedding(writer, words: list[str], vectors: np.ndarray, c
                          tag="word_vectors")
 
 
-def load_token_ids(cfg: RunConfig, cache_dir: Path, world: World, show_progress: bool) -> TokenIds:
+def load_token_ids(cfg: RunConfig, cache_dir: Path, world: World, show_progress: bool,
+                   earlier: EarlierRun | None = None) -> TokenIds:
     """Rank 0 tokenises (or finds the cache) while the others wait; then they read the same cache."""
     def build() -> TokenIds:
         corpus = open_corpus(cfg.data, cache_dir)
         return load_or_build(corpus, cfg.vocab, cache_dir, show_progress=show_progress, log=log.info,
-                             phrases=cfg.phrases)
+                             phrases=cfg.phrases, base=earlier)
 
     token_ids = world.on_main(build)
     if not world.is_main:
@@ -102,6 +107,8 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
     torch.manual_seed(cfg.train.seed)
     cache_dir = Path(to_absolute_path(cfg.cache_dir)) if HydraConfig.initialized() else Path(cfg.cache_dir)
 
+    # Read before the run dir is prepared: overwrite=true into the earlier run's own dir removes its files.
+    earlier = load_earlier(cfg) if cfg.train.init_from else None
     world.on_main(lambda: prepare_run_dir(run_dir, options.resuming, options.overwrite))
     if options.resuming and options.resume is None and world.is_main:
         log.warning(f"train.resume=true: no checkpoint in {run_dir} (the run stopped before its first one); "
@@ -109,11 +116,16 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
     if world.is_main and resolved_config is not None:
         with atomic_path(run_dir / "config.resolved.yaml") as tmp:
             tmp.write_text(resolved_config, encoding="utf-8")
-    token_ids = load_token_ids(cfg, cache_dir, world, show_progress)
+    token_ids = load_token_ids(cfg, cache_dir, world, show_progress, earlier)
     if token_ids.replaced_chars and world.is_main:
         for name, replaced in (token_ids.replaced_by_file or {"the corpus": token_ids.replaced_chars}).items():
             log.warning(f"{name}: replaced {replaced} undecodable byte sequences with U+FFFD (read as spaces)")
-    vocab_size, n_tokens = token_ids.vocab_size, len(token_ids.ids)
+    vocab_size, n_tokens, counts = token_ids.vocab_size, len(token_ids.ids), token_ids.counts
+    if earlier is not None:
+        counts = earlier.updated_counts(counts)
+        log.info(f"continuing {earlier.run_dir}: its {earlier.vocab_size - 1} words keep their ids and rows "
+                 f"({int((token_ids.counts[1:earlier.vocab_size] > 0).sum())} of them in this corpus), "
+                 f"{vocab_size - earlier.vocab_size} new words appended; counts are both corpora's")
     log.info(f"corpus: {n_tokens} in-vocabulary tokens, {len(token_ids.sentences) - 1} lines, "
              f"vocabulary {vocab_size - 1} words; device {device}, backend {cfg.backend.name}, "
              f"{world.world_size} rank(s)")
@@ -129,10 +141,15 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         BACKENDS[cfg.backend.name], vocab_size, cfg.model.dim, objective, cfg.train.batch_size, device,
         available=available_bytes(device) // shared, world_size=world.world_size, sync_method=cfg.train.sync_method))
     input_init, output_init = init_tables(vocab_size, cfg.model.dim, cfg.train.seed, cfg.model.init_range)
+    if earlier is not None:
+        earlier.place_rows(input_init, output_init)
+        del earlier  # its tables are copied: do not keep two
     backend = make_backend(cfg.backend.name, input_init, output_init, device, cfg.backend)
     del input_init, output_init  # the backend holds its own copy; do not keep two
 
     key = run_key(cfg, token_ids.tokenizer_path.parent.name, world.world_size)
+    if cfg.train.init_from:  # the earlier run's tables and counts start this one
+        key["init_from"] = str(Path(cfg.train.init_from).expanduser().resolve())
     resume_loop = resume_from(options.resume, backend, key, cfg.train.lr, world) if options.resume else None
     broadcast_tables(backend, world)
     checkpoint_path = run_dir / CHECKPOINT_NAME
@@ -147,16 +164,18 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         world.on_main(write)
 
     writer = SummaryWriter(log_dir=str(run_dir / "tb")) if world.is_main else None
+    on_eval = eval_while_training(backend, token_ids.tokenizer, counts, writer) \
+        if cfg.train.eval_every is not None else None
     log.info(f"training: {cfg.train.epochs} epochs of {n_tokens} words on {world.world_size} rank(s); "
              f"Ctrl-C / SIGTERM stops after the current step with a checkpoint")
     try:
         with StopRequest() as stop:
             stats = train(objective, cfg.train, cfg.vocab.sample, token_ids.ids, token_ids.sentences,
-                          token_ids.counts, backend, device,
+                          counts, backend, device,
                           on_log=lambda step, point: [writer.add_scalar(k, v, step) for k, v in point.items()],
                           show_progress=show_progress, world=world, resume=resume_loop,
                           token_range=rank_shard(cfg, token_ids.sentences, world),
-                          checkpointing=Checkpointing(options.checkpoint, save, stop))
+                          checkpointing=Checkpointing(options.checkpoint, save, stop), on_eval=on_eval)
         if stats.interrupted:
             # lr falls linearly with the words done, so it tells how far the run got.
             done = (cfg.train.lr - stats.final_lr) / max(cfg.train.lr - cfg.train.min_lr, 1e-12)
@@ -173,7 +192,7 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         if not world.is_main:
             return {}
         try:
-            metrics = export_and_evaluate(cfg, run_dir, backend, token_ids, stats, writer)
+            metrics = export_and_evaluate(cfg, run_dir, backend, token_ids.tokenizer, counts, stats, writer)
         except OSError as exc:  # a full disk, a read-only dir: the atomic writes left no partial file
             raise W2VError(f"cannot write the vectors in {run_dir}: {exc}") from exc
     finally:
@@ -192,7 +211,7 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         "tokenize_cache_hit": token_ids.cache_hit, "tokenize_s": token_ids.build_seconds,
         # backend=fused under torchrun: table syncs, and the payload bytes one rank sent (w2v/table_sync.py).
         "syncs": stats.syncs, "sync_bytes_per_rank": stats.sync_bytes, "sync_s": stats.sync_seconds,
-        "model": cfg.model.name, "backend": cfg.backend.name,
+        "init_from": cfg.train.init_from, "model": cfg.model.name, "backend": cfg.backend.name,
         "device": str(device), "world_size": world.world_size, "resumed": options.resume is not None,
     })
     try:
@@ -213,6 +232,36 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
     return metrics
 
 
+def eval_while_training(backend, tokenizer, counts: np.ndarray, writer) -> Callable[[int], None]:
+    """on_eval for the trainer: the evaluation figures of the input table as it stands, to TensorBoard and the log."""
+    evaluator = None
+
+    def on_eval(step: int) -> None:
+        nonlocal evaluator
+        if evaluator is None:  # built on first use: a run too short to evaluate pays nothing
+            evaluator = TableEvaluator(id_to_word(tokenizer), counts)
+        started = time.perf_counter()
+        figures = evaluator(backend.input_weights())
+        for key in EVAL_FIGURES:
+            writer.add_scalar(f"eval/{key}", figures[key], step)
+        log.info(f"step {step}: analogy {figures['analogy_acc']:.4f}  WS-353 {figures['ws353_spearman']:.4f}  "
+                 f"SimLex {figures['simlex_spearman']:.4f}  ({time.perf_counter() - started:.2f}s)")
+    return on_eval
+
+
+def load_earlier(cfg: RunConfig) -> EarlierRun:
+    """The earlier run of train.init_from (relative to where the run was launched), checked against this one."""
+    path = to_absolute_path(cfg.train.init_from) if HydraConfig.initialized() else cfg.train.init_from
+    earlier = load_earlier_run(path)
+    if earlier.pre_tokenizer != cfg.vocab.pre_tokenizer:
+        raise W2VError(f"train.init_from: {earlier.run_dir} split its words with vocab.pre_tokenizer="
+                       f"{earlier.pre_tokenizer}, this run with {cfg.vocab.pre_tokenizer}; use the same")
+    if earlier.dim != cfg.model.dim:
+        raise W2VError(f"train.init_from: {earlier.run_dir} has {earlier.dim}-dimensional vectors, this run "
+                       f"model.dim={cfg.model.dim}; set model.dim={earlier.dim}")
+    return earlier
+
+
 def resume_from(path: Path, backend, key: dict, lr: float, world: World) -> dict:
     """Load the checkpoint on rank 0 into its backend; every rank gets the loop state and optimiser state."""
     def load() -> tuple[dict, dict | None]:
@@ -229,22 +278,25 @@ def resume_from(path: Path, backend, key: dict, lr: float, world: World) -> dict
     return loop
 
 
-def export_and_evaluate(cfg: RunConfig, run_dir: Path, backend, token_ids: TokenIds, stats, writer) -> dict:
+def export_and_evaluate(cfg: RunConfig, run_dir: Path, backend, tokenizer, counts: np.ndarray, stats,
+                        writer) -> dict:
     """Write vectors.bin (and vectors.txt), evaluate them, log to TensorBoard; returns the quality metrics."""
-    words = id_to_word(token_ids.tokenizer)
+    words = id_to_word(tokenizer)
     vectors = backend.input_weights().float().cpu().numpy()
-    exported = write_word2vec(run_dir / "vectors.bin", words, vectors, token_ids.counts, binary=True)
+    exported = write_word2vec(run_dir / "vectors.bin", words, vectors, counts, binary=True)
     if cfg.export.text:
-        write_word2vec(run_dir / "vectors.txt", words, vectors, token_ids.counts, binary=False)
+        write_word2vec(run_dir / "vectors.txt", words, vectors, counts, binary=False)
     quality = {}
     if cfg.evaluate:
         from .evaluate import evaluate_vectors  # imports gensim (about a second): only when asked to evaluate
 
-        quality = evaluate_vectors(to_keyed_vectors(words, vectors, token_ids.counts))
-    for key in ("analogy_acc", "ws353_spearman", "simlex_spearman"):
+        quality = evaluate_vectors(to_keyed_vectors(words, vectors, counts))
+    for key in EVAL_FIGURES:
         if key in quality:
             writer.add_scalar(f"eval/{key}", quality[key], stats.steps)
-    write_tensorboard_embedding(writer, words, vectors, token_ids.counts, cfg.export.projector_words)
+    if cfg.export.tables:  # what a later train.init_from continues from
+        save_tables(run_dir / TABLES_NAME, backend.input_weights(), backend.output_weights(), counts)
+    write_tensorboard_embedding(writer, words, vectors, counts, cfg.export.projector_words)
     return {"vocab_size": exported, **{k: quality.get(k) for k in ("analogy_acc", "ws353_spearman", "simlex_spearman")}}
 
 

@@ -52,6 +52,17 @@ class TrainStats:
     sync_seconds: float = 0.0  # time in syncs (part of train_seconds)
 
 
+LOG_POINTS_PER_EPOCH = 50
+
+
+def auto_log_every(epoch_words: int) -> int:
+    """train.log_every=auto: an epoch's words / LOG_POINTS_PER_EPOCH, rounded down to 1, 2 or 5 times a power
+    of ten, so that points fall on round word counts and an epoch has 50 to 125 of them."""
+    target = max(1, epoch_words // LOG_POINTS_PER_EPOCH)
+    power = 10 ** (len(str(target)) - 1)
+    return max(m * power for m in (1, 2, 5) if m * power <= target)
+
+
 def learning_rate(start: float, end: float, progress: float) -> float:
     """Linear decay from start to end as progress goes 0 -> 1 (gensim's alpha -> min_alpha)."""
     return start - (start - end) * min(max(progress, 0.0), 1.0)
@@ -98,6 +109,17 @@ class Progress:
         if self.on_log and self.world.is_main:
             self.on_log(stats.steps, {"sync/bytes_sent_per_rank": report.bytes_sent,
                                       "sync/rows_moved": report.rows_moved, "sync/seconds": report.seconds})
+
+    def evaluate(self, on_eval: Callable[[int], None], words_now: float) -> float:
+        """Run on_eval on rank 0 with every rank's work in the tables; returns the seconds it took, which
+        the interval's words/s leaves out."""
+        self.sync_tables(words_now)
+        started = time.perf_counter()
+        if self.world.is_main:
+            on_eval(self.stats.steps)
+        seconds = time.perf_counter() - started
+        self.started += seconds
+        return seconds
 
     def close_interval(self) -> tuple[float, float, int, float]:
         """(loss sum, examples, words, seconds) of the interval, over every rank; the next one starts."""
@@ -147,12 +169,15 @@ def train(objective: Objective, train_cfg: TrainConfig, sample: float, ids: np.n
           counts: np.ndarray, backend: Backend, device: torch.device,
           on_log: Callable[[int, dict], None] | None = None, show_progress: bool = True,
           token_range: tuple[int, int] | list[tuple[int, int]] | None = None, world: World | None = None,
-          checkpointing: Checkpointing | None = None, resume: dict | None = None) -> TrainStats:
+          checkpointing: Checkpointing | None = None, resume: dict | None = None,
+          on_eval: Callable[[int], None] | None = None) -> TrainStats:
     """Train `backend` in place on `objective` over train_cfg.epochs epochs of ids[token_range] (this rank's shard).
 
     sample: vocab.sample, the subsampling threshold. token_range: one [lo, hi) range, or a list of
     them trained in order (interleaved shards). resume: the "loop" part of a checkpoint, to continue
-    exactly where it stopped.
+    exactly where it stopped. on_eval(step): called on rank 0, between steps, each time the corpus words
+    pass a multiple of train_cfg.eval_every (an epoch's words for "epoch"), except at the end of the run;
+    its time counts neither as training time nor in words/s.
     """
     world = world or World()
     step = DataParallelStep(backend, world) if world.distributed and backend.data_parallel == "gradients" \
@@ -171,7 +196,11 @@ def train(objective: Objective, train_cfg: TrainConfig, sample: float, ids: np.n
     ranges = [(0, len(ids))] if token_range is None else \
         [token_range] if isinstance(token_range, tuple) else list(token_range)
     lo = ranges[0][0] if ranges else 0
-    total_words = max(1, int(world.gather_ints([sum(b - a for a, b in ranges)])[:, 0].sum()) * train_cfg.epochs)
+    epoch_words = max(1, int(world.gather_ints([sum(b - a for a, b in ranges)])[:, 0].sum()))
+    total_words = epoch_words * train_cfg.epochs
+    log_every = auto_log_every(epoch_words) if train_cfg.log_every == "auto" else train_cfg.log_every
+    eval_every = epoch_words if train_cfg.eval_every == "epoch" else train_cfg.eval_every
+    eval_every = eval_every if on_eval is not None else None
     stats, start_epoch, skip_steps, words_done, pos, carry = TrainStats(), 0, 0, 0, lo, None
     if resume is not None:
         stats, start_epoch, skip_steps, words_done, pos, carry = resumed_state(resume, world, rng, generator, backend)
@@ -179,6 +208,11 @@ def train(objective: Objective, train_cfg: TrainConfig, sample: float, ids: np.n
     chunk_tokens = backend.chunk_tokens
     if sync is not None:
         chunk_tokens = min(chunk_tokens, train_cfg.sync_every)  # a sync falls between chunks
+    if train_cfg.log_every == "auto":
+        # A step (a whole chunk, for fused) logs at most one point: chunks no longer than the interval
+        # give every interval its point, so a one-epoch run draws a curve. A chunk runs on to the next
+        # line end, up to twice chunk_tokens (w2v/batches.py): hence half.
+        chunk_tokens = min(chunk_tokens, max(1, log_every // 2))
     # A backend that syncs tables takes one step per chunk: sync after every `sync_steps` steps
     # (of the same count on every rank).
     sync_steps = max(1, train_cfg.sync_every // chunk_tokens)
@@ -187,7 +221,7 @@ def train(objective: Objective, train_cfg: TrainConfig, sample: float, ids: np.n
     progress = Progress(stats, world, device, bar, sync, on_log, words_done)
 
     started = last_save_time = time.perf_counter()
-    words_at_last_save, saving_seconds = words_done, 0.0
+    words_at_last_save, paused_seconds, words_at_eval = words_done, 0.0, words_done
     # Expanding the next chunk on the host overlaps with training on the current one
     # (numpy releases the GIL for the heavy parts).
     pool = ThreadPoolExecutor(max_workers=1)
@@ -227,8 +261,11 @@ def train(objective: Objective, train_cfg: TrainConfig, sample: float, ids: np.n
                         progress.sync_tables(words_now)
                     # A point each time the words pass a multiple of log_every: the same points whatever the
                     # step sizes before, so a resumed run logs (and ends its last interval) where an uninterrupted one does.
-                    if words_now // train_cfg.log_every > progress.words_at_point // train_cfg.log_every:
+                    if words_now // log_every > progress.words_at_point // log_every:
                         progress.log_point(lr, words_now)
+                    if eval_every and words_now < total_words and words_now // eval_every > words_at_eval // eval_every:
+                        words_at_eval = words_now
+                        paused_seconds += progress.evaluate(on_eval, words_now)
                     if checkpointing is None:
                         continue
                     stop, due = world.any_flag([
@@ -238,7 +275,7 @@ def train(objective: Objective, train_cfg: TrainConfig, sample: float, ids: np.n
                         progress.sync_tables(words_now)  # rank 0 saves tables that hold every rank's work
                         progress.count_examples()
                         save_started = time.perf_counter()
-                        stats.train_seconds = seconds_before + save_started - started - saving_seconds
+                        stats.train_seconds = seconds_before + save_started - started - paused_seconds
                         mine = {"chunk_pos": pos, "rng_state": rng_state, "generator_state": generator_state,
                                 "carry": chunk.carry_in.to_state() if chunk is not None and chunk.carry_in else None,
                                 "backend": backend.loop_state()}
@@ -246,7 +283,7 @@ def train(objective: Objective, train_cfg: TrainConfig, sample: float, ids: np.n
                                             "stats": {**asdict(stats), "interrupted": None},
                                             "ranks": world.gather_objects(mine)})
                         last_save_time, words_at_last_save = time.perf_counter(), words_now
-                        saving_seconds += last_save_time - save_started
+                        paused_seconds += last_save_time - save_started
                     if stop:
                         stats.interrupted = (checkpointing.stop.signal_name or "a stop request") \
                             if checkpointing.stop is not None and checkpointing.stop.requested else "another rank"
@@ -262,7 +299,7 @@ def train(objective: Objective, train_cfg: TrainConfig, sample: float, ids: np.n
         progress.count_examples()
         if progress.words:  # the last, partial interval gets its point too (the same test on every rank)
             progress.log_point(stats.final_lr, words_done)
-        stats.train_seconds = seconds_before + time.perf_counter() - started - saving_seconds
+        stats.train_seconds = seconds_before + time.perf_counter() - started - paused_seconds
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return progress.finish(device)

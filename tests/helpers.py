@@ -139,3 +139,21 @@ def zipf_chunk(n: int = 3000, vocab: int = 50, window: int = 5, seed: int = 0):
     ids = rng.zipf(1.3, n) % (vocab - 1) + 1
     sentences = np.concatenate([[0], np.sort(rng.choice(np.arange(1, n), 40, replace=False)), [n]])
     return next(epoch_chunks(ids, sentences, np.ones(vocab), window, rng, chunk_tokens=n))
+
+
+def hs_counts(vocab: int = 30):
+    """Zipf-like counts over a small vocabulary: a Huffman tree with paths of several lengths."""
+    import numpy as np
+
+    return (1000 / np.arange(1, vocab + 1)).astype(np.int64) + 1
+
+
+def hs_example(model: str, make, vocab: int = 30, n: int = 12):
+    """(hierarchical-softmax objective over hs_counts, a batch of `make` without negatives)."""
+    import torch
+
+    from w2v.objective import make_objective
+
+    batch = make(n=n, vocab=vocab)
+    batch.negatives = torch.zeros((batch.size, 0), dtype=torch.int64)
+    return make_objective(model, 3, 5, loss="hs", counts=hs_counts(vocab)), batch

@@ -95,6 +95,7 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
     started = time.perf_counter()
     options, world = options or RunOptions(), world or World()
     device = resolve_device(cfg.train.device, world.local_rank if world.distributed else None)
+    BACKENDS[cfg.backend.name].check_loss(cfg.model.loss)
     if world.distributed:
         check_data_parallel(BACKENDS[cfg.backend.name])
     # Ranks on one host share its cores.
@@ -124,7 +125,8 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
 
     # Ranks on one host share its memory; ranks on GPUs each have their own.
     shared = world.local_world_size if device.type == "cpu" and world.distributed else 1
-    objective = make_objective(cfg.model.name, cfg.model.window, cfg.model.negative)
+    objective = make_objective(cfg.model.name, cfg.model.window, cfg.model.negative, cfg.model.loss,
+                               counts=token_ids.counts)
     world.on_every_rank(lambda: check_fits(
         BACKENDS[cfg.backend.name], vocab_size, cfg.model.dim, objective, cfg.train.batch_size, device,
         available=available_bytes(device) // shared, world_size=world.world_size, sync_method=cfg.train.sync_method))

@@ -95,6 +95,7 @@ class FusedBackend(Backend):
     """Plain tensors trained in place by hand-written steps: no autograd, no optimiser."""
 
     step_unit = "chunk"
+    losses = ("ns", "hs")  # the C, Triton and torch steps each have a hierarchical-softmax variant
     data_parallel = "tables"  # no gradients: the ranks train alone and w2v/table_sync.py combines their rows
     updates_in_place = True
 
@@ -246,7 +247,7 @@ class FusedBackend(Backend):
             return kernel.train_chunk(objective.predicts_centre, self.input_table, self.output_table, chunk.ids,
                                       chunk.sentence, chunk.window, negative, self._alias, lr_from, lr_to,
                                       seed, torch.get_num_threads(), centres=(chunk.centre_lo, chunk.centre_hi),
-                                      marks=self.row_marks)
+                                      marks=self.row_marks, tree=objective.tree)
         if self.input_table.device.type != "cpu":
             with torch.no_grad():
                 return self._train_chunk_torch(objective, chunk, lr_from, lr_to)

@@ -194,7 +194,7 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         "tokenize_cache_hit": token_ids.cache_hit, "tokenize_s": token_ids.build_seconds,
         # backend=fused under torchrun: table syncs, and the payload bytes one rank sent (w2v/table_sync.py).
         "syncs": stats.syncs, "sync_bytes_per_rank": stats.sync_bytes, "sync_s": stats.sync_seconds,
-        "model": cfg.model.name, "backend": cfg.backend.name,
+        "model": cfg.model.name, "loss": cfg.model.loss, "backend": cfg.backend.name,
         "device": str(device), "world_size": world.world_size, "resumed": options.resume is not None,
     })
     try:

@@ -475,10 +475,12 @@ def test_hs_torch_step_equals_autograd_sgd_step(model, make):
 
 
 @needs_c
+@pytest.mark.parametrize("dim", [8, 100])  # 100: the kernel's unrolled path for a common dimension
 @pytest.mark.parametrize("model,make", [("skipgram", skipgram_batch), ("cbow", cbow_batch)])
-def test_hs_c_kernel_equals_autograd_one_example_at_a_time(model, make):
+def test_hs_c_kernel_equals_autograd_one_example_at_a_time(model, make, dim):
     objective, batch = hs_example(model, make)
-    inp, out = tables()
+    inp, out = tables(dim=dim)
+    inp = inp * 8 / dim  # scores of the same size at either width
     dense = DenseBackend(inp, out)
     loss_dense = sum(float(dense.train_step(objective, single(batch, i), lr=0.3)) for i in range(batch.size))
     c_in, c_out = inp.clone(), out.clone()

@@ -14,6 +14,7 @@ import torch
 
 from tests import example_backend  # noqa: F401  registers backend=example, as a new backend's module would
 from w2v.backends import BACKENDS
+from w2v.backends.registry import check_loss
 from w2v.backends.base import DATA_PARALLEL, FLOAT_BYTES, STEP_UNITS
 from w2v.batches import epoch_chunks, keep_probability
 from w2v.config import BackendConfig, group_choices
@@ -65,12 +66,25 @@ def test_a_backend_without_hierarchical_softmax_refuses_it_in_one_line():
     """backend=example writes its own SGD update and declares no loss but the default ("ns"): model.loss=hs
     is refused from that capability, naming the backends that do train it."""
     assert BACKENDS["example"].losses == ("ns",)
-    BACKENDS["example"].check_loss("ns")
+    check_loss(BACKENDS["example"], "ns")
     with pytest.raises(W2VError) as refused:
-        BACKENDS["example"].check_loss("hs")
+        check_loss(BACKENDS["example"], "hs")
     message = str(refused.value)
     assert "\n" not in message and message.startswith("backend=example cannot train model.loss=hs")
     assert "fused" in message and "dense" in message
+
+
+def test_a_run_refuses_the_loss_before_reading_the_corpus(tmp_path):
+    """w2v.train.run asks the capability first: nothing is read or written for a run that cannot train."""
+    from tests.helpers import compose_run_config
+    from w2v.train import run
+
+    cfg = compose_run_config("model.loss=hs", "data=files", f"data.paths=[{tmp_path / 'missing.txt'}]",
+                             f"cache_dir={tmp_path / 'cache'}")
+    cfg.backend.name = "example"  # registered by the tests only, so not a config choice
+    with pytest.raises(W2VError, match="backend=example cannot train model.loss=hs"):
+        run(cfg, tmp_path / "run", show_progress=False)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
 
 
 @pytest.mark.parametrize("loss_name", LOSSES)

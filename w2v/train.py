@@ -24,7 +24,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from .atomic import atomic_path, write_json
-from .backends import BACKENDS, init_tables, make_backend
+from .backends import BACKENDS, check_loss, init_tables, make_backend
 from .checkpoint import (CHECKPOINT_NAME, Checkpointing, check_run_key, load_checkpoint, restore_backend, run_key,
                          save_checkpoint)
 from .cli import resolve_device, run_hydra_app, user_errors
@@ -95,7 +95,7 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
     started = time.perf_counter()
     options, world = options or RunOptions(), world or World()
     device = resolve_device(cfg.train.device, world.local_rank if world.distributed else None)
-    BACKENDS[cfg.backend.name].check_loss(cfg.model.loss)
+    check_loss(BACKENDS[cfg.backend.name], cfg.model.loss)
     if world.distributed:
         check_data_parallel(BACKENDS[cfg.backend.name])
     # Ranks on one host share its cores.

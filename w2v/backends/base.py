@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from ..batches import NoiseSampler
-from ..config import BackendConfig, W2VError
+from ..config import BackendConfig
 from ..objective import Batch, Objective
 
 FLOAT_BYTES = 4
@@ -61,14 +61,6 @@ class Backend(nn.Module, ABC):
     # what it implements. The default is the conservative one: a run asking for another loss is refused.
     losses: ClassVar[tuple[str, ...]] = ("ns",)
     optimizer: torch.optim.Optimizer | None = None  # built on the first step by make_optimizer (autograd backends)
-
-    @classmethod
-    def check_loss(cls, loss: str) -> None:
-        """Refuse, in one line, a model.loss this backend cannot train (before anything is built)."""
-        if loss not in cls.losses:
-            trains = [name for name, backend in _registered().items() if loss in backend.losses]
-            raise W2VError(f"backend={cls.name} cannot train model.loss={loss} (it trains {', '.join(cls.losses)}); "
-                           f"use model.loss={cls.losses[0]} or one of backend={', '.join(sorted(trains))}")
 
     @classmethod
     def create(cls, input_init: torch.Tensor, output_init: torch.Tensor, device: torch.device,
@@ -157,12 +149,6 @@ class Backend(nn.Module, ABC):
         """Rebuild the optimiser from a checkpoint's state."""
         self.optimizer = self.make_optimizer(lr)
         self.optimizer.load_state_dict(state)
-
-
-def _registered() -> dict:
-    from .registry import BACKENDS  # the registry imports this module
-
-    return BACKENDS
 
 
 def device_batches(examples: dict[str, np.ndarray], batch_size: int, negative: int, sampler: NoiseSampler,

@@ -72,6 +72,7 @@ def topic_text(path, topics: int = 6, words: int = 10, lines: int = 400, seed: i
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, backend", [("skipgram", "fused"), ("cbow", "fused"), ("cbow", "sparse")])
 def test_hierarchical_softmax_trains_and_exports(tmp_path, model, backend):
     """model.loss=hs end to end: the loss falls as it trains, and the vectors are exported as with ns."""

@@ -92,3 +92,16 @@ def test_padding_is_the_root_row_and_a_single_word_has_no_path():
         assert (tree.codes[w, tree.lengths[w]:] == 0).all()
     single = build_huffman(np.array([4]))
     assert single.lengths.tolist() == [0] and single.codes.shape == (1, 0)
+
+
+def test_the_memory_guard_counts_the_tree():
+    """A (V, L) tree of codes and points for a large vocabulary is not small: the estimate includes it."""
+    from w2v.backends import BACKENDS
+    from w2v.memory import estimate_bytes
+    from w2v.objective import make_objective
+
+    counts = COUNTS["random"]
+    ns, hs = (estimate_bytes(BACKENDS["fused"], len(counts), 50, make_objective("skipgram", 5, 5, loss, counts), 1024)
+              for loss in ("ns", "hs"))
+    tree = build_huffman(counts)
+    assert hs["tables"] - ns["tables"] == tree.peak_bytes() >= tree.codes.size * 18

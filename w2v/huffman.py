@@ -33,6 +33,12 @@ class HuffmanTree:
     def max_length(self) -> int:
         return int(self.codes.shape[1])
 
+    def peak_bytes(self) -> int:
+        """The tree's arrays, and at most one copy of them as the torch and Triton steps read them (float32
+        codes, int64 points and lengths): a run's share of memory for hierarchical softmax."""
+        cells, words = self.codes.size, len(self.lengths)
+        return self.codes.nbytes + self.points.nbytes + self.lengths.nbytes + cells * (4 + 8 + 1) + words * 8
+
     def on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(codes float32, points int64, lengths int64) on `device`, copied there once."""
         key = str(torch.device(device))

@@ -157,3 +157,20 @@ def hs_example(model: str, make, vocab: int = 30, n: int = 12):
     batch = make(n=n, vocab=vocab)
     batch.negatives = torch.zeros((batch.size, 0), dtype=torch.int64)
     return make_objective(model, 3, 5, loss="hs", counts=hs_counts(vocab)), batch
+
+
+def saturating(objective, inp, out, batch, scale: float):
+    """Scale the input table until some path node's |score| passes HS_MAX_SCORE and most do not."""
+    import torch
+
+    from w2v.objective import HS_MAX_SCORE
+
+    targets, _, valid = objective.output_targets(objective.predicted(batch.centres, batch.contexts), batch.negatives)
+    for factor in (1, 1.5, 2, 3, 4):
+        scaled = inp * scale * factor
+        hidden = scaled[batch.centres] if not objective.predicts_centre else \
+            (scaled[batch.contexts] * batch.mask.unsqueeze(2)).sum(1) / batch.mask.sum(1, keepdim=True)
+        scores = torch.einsum("bd,btd->bt", hidden, out[targets])[valid.bool()].abs()
+        if 0 < int((scores >= HS_MAX_SCORE).sum()) < len(scores) // 2:
+            return scaled
+    raise AssertionError(f"no scale saturates some nodes but not most: {scores}")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import cbow_batch, hs_counts, hs_example, single, skipgram_batch, tables, zipf_chunk
+from tests.helpers import cbow_batch, hs_example, saturating, single, skipgram_batch, tables, zipf_chunk
 from w2v.backends import BACKENDS, DenseBackend, init_tables
 from w2v.backends.fused import FusedBackend
 from w2v.batches import Chunk, epoch_chunks, keep_probability, noise_distribution
@@ -242,6 +242,9 @@ def reference_chunk(model: str, inp: np.ndarray, out: np.ndarray, ids, sentence,
         for word, label in rows:
             row = out[word]
             score = float(hidden @ row)
+            if tree is not None and abs(score) >= 6.0:  # word2vec.c leaves a saturated inner node alone
+                loss += np.logaddexp(0.0, -score if label else score)
+                continue
             g = (label - sigmoid(score)) * lr
             loss += np.logaddexp(0.0, -score if label else score)
             work += g * row
@@ -458,10 +461,11 @@ def test_the_c_kernel_refuses_ids_outside_the_vocabulary_before_writing(bad_id):
 
 @pytest.mark.parametrize("model,make", [("skipgram", skipgram_batch), ("cbow", cbow_batch)])
 def test_hs_torch_step_equals_autograd_sgd_step(model, make):
-    """The closed-form step over Huffman paths == autograd's on the objective's loss; it moves exactly the
-    inner-node rows on the predicted words' paths."""
+    """The closed-form step over Huffman paths == autograd's on the objective's loss, saturated nodes
+    included; it moves only inner-node rows on the predicted words' paths."""
     objective, batch = hs_example(model, make)
     inp, out = tables()
+    inp = saturating(objective, inp, out, batch, 3.0)  # saturated nodes take no update on either side
     dense, fused = DenseBackend(inp, out), FusedBackend(inp, out)
     loss_dense = dense.train_step(objective, batch, lr=0.3)
     loss_fused = fused.train_step(objective, batch, lr=0.3)
@@ -471,16 +475,17 @@ def test_hs_torch_step_equals_autograd_sgd_step(model, make):
     predicted = objective.predicted(batch.centres, batch.contexts)
     tree = objective.tree
     on_paths = {int(p) for w in predicted.tolist() for p in tree.points[w, :tree.lengths[w]]}
-    assert changed(fused.output_weights(), out) == on_paths
+    moved = changed(fused.output_weights(), out)
+    assert moved <= on_paths and len(moved) > len(on_paths) // 2  # saturated nodes may stay
 
 
 @needs_c
-@pytest.mark.parametrize("dim", [8, 100])  # 100: the kernel's unrolled path for a common dimension
-@pytest.mark.parametrize("model,make", [("skipgram", skipgram_batch), ("cbow", cbow_batch)])
-def test_hs_c_kernel_equals_autograd_one_example_at_a_time(model, make, dim):
+@pytest.mark.parametrize("dim,scale", [(8, 1.0), (100, 0.08), (8, 3.0)])  # 100: the kernel's unrolled path;
+@pytest.mark.parametrize("model,make", [("skipgram", skipgram_batch), ("cbow", cbow_batch)])  # 3.0: saturated
+def test_hs_c_kernel_equals_autograd_one_example_at_a_time(model, make, dim, scale):
     objective, batch = hs_example(model, make)
     inp, out = tables(dim=dim)
-    inp = inp * 8 / dim  # scores of the same size at either width
+    inp = inp * scale if scale < 2 else saturating(objective, inp, out, batch, scale)
     dense = DenseBackend(inp, out)
     loss_dense = sum(float(dense.train_step(objective, single(batch, i), lr=0.3)) for i in range(batch.size))
     c_in, c_out = inp.clone(), out.clone()

@@ -28,6 +28,10 @@ from .huffman import HuffmanTree, build_huffman
 from .kernels.sgns_torch import cbow_step, sampled_targets, skipgram_step, tree_targets
 
 LOSSES = ("ns", "hs")  # model.loss: negative sampling | hierarchical softmax
+# Hierarchical softmax leaves an inner node alone once |score| reaches this, as word2vec.c and gensim do
+# (MAX_EXP): its loss still counts. The C and Triton kernels hold the same constant. Measured: without it
+# skip-gram's analogy score was below gensim's by more than the seed spread (docs/performance.md).
+HS_MAX_SCORE = 6.0
 
 
 @dataclass
@@ -49,16 +53,22 @@ class Batch:
         return int(self.centres.shape[0])
 
 
-def logistic_loss(hidden: torch.Tensor, rows: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def logistic_loss(hidden: torch.Tensor, rows: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor,
+                  max_score: float | None = None) -> torch.Tensor:
     """Per-example loss -sum_t valid_t log s((2 label_t - 1) h.u_t).
 
     hidden (B, D), rows (B, T, D), labels and valid (B, T). Negative sampling: t = 0 is the predicted
     word (label 1), the rest its negatives (label 0; a negative equal to the predicted word is not
     valid, as word2vec and gensim skip it). Hierarchical softmax: the inner nodes of the predicted
     word's Huffman path, label 1 - code (word2vec.c's), valid up to the path's length.
+    max_score: a term with |h.u_t| at or above it keeps its value but passes no gradient (word2vec.c's
+    hierarchical softmax skips such a node's update).
     """
     scores = torch.bmm(rows, hidden.unsqueeze(-1)).squeeze(-1)
-    return -(F.logsigmoid(scores * (2 * labels - 1)) * valid).sum(-1)
+    terms = F.logsigmoid(scores * (2 * labels - 1))
+    if max_score is not None:
+        terms = torch.where(scores.detach().abs() < max_score, terms, terms.detach())
+    return -(terms * valid).sum(-1)
 
 
 def cbow_hidden(context_rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -203,7 +213,12 @@ class Objective(ABC):
         """(B,) per-example loss through the backend's lookup_input / lookup_output (autograd)."""
         hidden, positive = self.hidden(backend, batch)
         targets, labels, valid = self.output_targets(positive, batch.negatives, hidden.dtype)
-        return logistic_loss(hidden, backend.lookup_output(targets), labels, valid)
+        return logistic_loss(hidden, backend.lookup_output(targets), labels, valid, self.max_score)
+
+    @property
+    def max_score(self) -> float | None:
+        """|score| from which a target is not updated: HS_MAX_SCORE with hierarchical softmax, else None."""
+        return None if self.tree is None else HS_MAX_SCORE
 
     def closed_form_step(self, in_table: torch.Tensor, out_table: torch.Tensor, centres: torch.Tensor,
                          contexts: torch.Tensor, mask: torch.Tensor | None, negatives: torch.Tensor,
@@ -258,7 +273,7 @@ class SkipGram(Objective):
         return backend.lookup_input(batch.centres), batch.contexts
 
     def model_step(self, in_table, out_table, centres, contexts, mask, targets, labels, valid, lr):
-        return skipgram_step(in_table, out_table, centres, targets, labels, valid, lr)
+        return skipgram_step(in_table, out_table, centres, targets, labels, valid, lr, self.max_score)
 
     def triton_examples(self, in_table, out_table, centres, contexts, mask, negatives, lrs):
         from .kernels import sgns_triton  # imports triton: only where a Triton kernel runs
@@ -296,7 +311,7 @@ class CBOW(Objective):
         return cbow_hidden(backend.lookup_input(batch.contexts), batch.mask), batch.centres
 
     def model_step(self, in_table, out_table, centres, contexts, mask, targets, labels, valid, lr):
-        return cbow_step(in_table, out_table, contexts, mask, targets, labels, valid, lr)
+        return cbow_step(in_table, out_table, contexts, mask, targets, labels, valid, lr, self.max_score)
 
     def triton_examples(self, in_table, out_table, centres, contexts, mask, negatives, lrs):
         from .kernels import sgns_triton  # imports triton: only where a Triton kernel runs

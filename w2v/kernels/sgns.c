@@ -28,6 +28,10 @@
 #include <string.h>
 
 #define TABLE_RANGE 8.0f
+/* Hierarchical softmax leaves an inner node alone once |score| reaches this (word2vec.c's and gensim's
+   MAX_EXP): its loss still counts, its update is skipped. Measured to matter for skip-gram's analogy
+   score (docs/performance.md, "Hierarchical softmax"); w2v/objective.py's HS_MAX_SCORE is the same. */
+#define HS_MAX_SCORE 6.0f
 #define TABLE_SIZE 4096 /* intervals over [-TABLE_RANGE, TABLE_RANGE] */
 
 static float sigmoid_table[TABLE_SIZE + 1];
@@ -150,7 +154,7 @@ typedef struct {
 
 /* Hierarchical softmax for one example: `hidden` against the inner nodes on `word`'s path, each row
    updated at once (as train_example does), the input-side gradient in `work`; the rows written are
-   marked. Returns the loss, sum of -log s((1 - 2 code) score). */
+   marked. A node with |score| >= HS_MAX_SCORE is not updated. Returns the loss, sum of -log s((1 - 2 code) score). */
 static inline __attribute__((always_inline)) double train_example_hs(
         const float *restrict hidden, float *restrict work, float *out, int64_t dim, const Tree *tree, int64_t word,
         float lr, uint8_t *out_marks) {
@@ -162,8 +166,9 @@ static inline __attribute__((always_inline)) double train_example_hs(
     for (int64_t k = 0; k < length; k++) {
         float *row = out + (int64_t)point[k] * dim;
         float score = dot(hidden, row, dim);
-        float g = (1.0f - (float)code[k] - sigmoid(score)) * lr;
         loss += code[k] ? softplus(score) : softplus(-score);
+        if (score <= -HS_MAX_SCORE || score >= HS_MAX_SCORE) continue;
+        float g = (1.0f - (float)code[k] - sigmoid(score)) * lr;
         axpy(work, g, row, dim);
         axpy(row, g, hidden, dim);
         if (out_marks && !out_marks[point[k]]) out_marks[point[k]] = 1;

@@ -3,7 +3,8 @@
 Each example's output side is a row of (targets, labels, valid): with negative sampling the predicted
 word (label 1) and its negatives (label 0, invalid where equal to the predicted word); with
 hierarchical softmax the inner nodes on the predicted word's Huffman path (label 1 - code, valid
-up to the path's length). Either way the loss is -sum valid * log s((2 label - 1) * score).
+up to the path's length). Either way the loss is -sum valid * log s((2 label - 1) * score); with
+hierarchical softmax a node whose |score| reaches HS_MAX_SCORE is not updated (word2vec.c's MAX_EXP).
 Each step gathers a batch's rows, computes the gradients of the summed loss by hand and applies them
 with index_add_ (updates to a row that recurs in a batch are summed, as with autograd), so one step
 equals autograd's SGD step (tests/test_fused.py). The objective (w2v/objective.py) builds the
@@ -16,15 +17,19 @@ import torch.nn.functional as F
 
 
 def logistic_update(hidden: torch.Tensor, rows: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor,
-                    lr: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                    lr: torch.Tensor | float,
+                    max_score: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Closed-form gradients of the binary logistic losses, already scaled by -lr (so they are added).
 
     hidden (B, D) input vectors; rows (B, T, D) output rows; labels (B, T) 1 or 0; valid (B, T) float.
+    max_score: a target with |score| at or above it is not updated (hierarchical softmax, as word2vec.c).
     Returns (hidden update (B, D), row updates (B, T, D), summed loss ()).
     d loss / d score = sigmoid(score) - label, so the step is lr * (label - sigmoid(score)).
     """
     scores = torch.bmm(rows, hidden.unsqueeze(2)).squeeze(2)
     g = (labels - torch.sigmoid(scores)) * valid * lr
+    if max_score is not None:
+        g = g * (scores.abs() < max_score)
     hidden_update = torch.bmm(g.unsqueeze(1), rows).squeeze(1)
     row_updates = g.unsqueeze(2) * hidden.unsqueeze(1)
     loss = -(F.logsigmoid(scores * (2 * labels - 1)) * valid).sum()
@@ -54,10 +59,11 @@ def tree_targets(positive: torch.Tensor, codes: torch.Tensor, points: torch.Tens
 
 
 def skipgram_step(in_table: torch.Tensor, out_table: torch.Tensor, centres: torch.Tensor, targets: torch.Tensor,
-                  labels: torch.Tensor, valid: torch.Tensor, lr: torch.Tensor | float) -> torch.Tensor:
+                  labels: torch.Tensor, valid: torch.Tensor, lr: torch.Tensor | float,
+                  max_score: float | None = None) -> torch.Tensor:
     """One summed-gradient SGD step in place: each centre's (B,) input row against its targets (B, T)."""
     hidden, rows = in_table[centres], out_table[targets]
-    hidden_update, row_updates, loss = logistic_update(hidden, rows, labels, valid, lr)
+    hidden_update, row_updates, loss = logistic_update(hidden, rows, labels, valid, lr, max_score)
     out_table.index_add_(0, targets.reshape(-1), row_updates.reshape(-1, out_table.shape[1]))
     in_table.index_add_(0, centres, hidden_update)
     return loss
@@ -65,12 +71,12 @@ def skipgram_step(in_table: torch.Tensor, out_table: torch.Tensor, centres: torc
 
 def cbow_step(in_table: torch.Tensor, out_table: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor,
               targets: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor,
-              lr: torch.Tensor | float) -> torch.Tensor:
+              lr: torch.Tensor | float, max_score: float | None = None) -> torch.Tensor:
     """CBOW step in place: the context mean (B, 2W) against the targets; every context row gets the full error."""
     weights = mask.to(in_table.dtype).unsqueeze(2)
     hidden = (in_table[contexts] * weights).sum(1) / weights.sum(1).clamp_min(1.0)
     rows = out_table[targets]
-    hidden_update, row_updates, loss = logistic_update(hidden, rows, labels, valid, lr)
+    hidden_update, row_updates, loss = logistic_update(hidden, rows, labels, valid, lr, max_score)
     out_table.index_add_(0, targets.reshape(-1), row_updates.reshape(-1, out_table.shape[1]))
     in_table.index_add_(0, contexts.reshape(-1), (hidden_update.unsqueeze(1) * weights).reshape(-1, in_table.shape[1]))
     return loss

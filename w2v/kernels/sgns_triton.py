@@ -98,7 +98,8 @@ if triton is not None:
             row_ptr = out_ptr + tl.load(points_ptr + path + k).to(tl.int64) * DIM + cols
             row = tl.load(row_ptr, mask=in_row, other=0.0)
             score = tl.sum(h * row, axis=0)
-            g = lr * (1.0 - code - tl.sigmoid(score))
+            # word2vec.c leaves a saturated node alone (w2v/objective.py HS_MAX_SCORE)
+            g = tl.where(tl.abs(score) < 6.0, lr * (1.0 - code - tl.sigmoid(score)), 0.0)
             h_grad += g * row
             tl.atomic_add(row_ptr, g * h, mask=in_row)
             loss += -_log_sigmoid((1.0 - 2.0 * code) * score)

@@ -139,3 +139,38 @@ def zipf_chunk(n: int = 3000, vocab: int = 50, window: int = 5, seed: int = 0):
     ids = rng.zipf(1.3, n) % (vocab - 1) + 1
     sentences = np.concatenate([[0], np.sort(rng.choice(np.arange(1, n), 40, replace=False)), [n]])
     return next(epoch_chunks(ids, sentences, np.ones(vocab), window, rng, chunk_tokens=n))
+
+
+def hs_counts(vocab: int = 30):
+    """Zipf-like counts over a small vocabulary: a Huffman tree with paths of several lengths."""
+    import numpy as np
+
+    return (1000 / np.arange(1, vocab + 1)).astype(np.int64) + 1
+
+
+def hs_example(model: str, make, vocab: int = 30, n: int = 12):
+    """(hierarchical-softmax objective over hs_counts, a batch of `make` without negatives)."""
+    import torch
+
+    from w2v.objective import make_objective
+
+    batch = make(n=n, vocab=vocab)
+    batch.negatives = torch.zeros((batch.size, 0), dtype=torch.int64)
+    return make_objective(model, 3, 5, loss="hs", counts=hs_counts(vocab)), batch
+
+
+def saturating(objective, inp, out, batch, scale: float):
+    """Scale the input table until some path node's |score| passes HS_MAX_SCORE and most do not."""
+    import torch
+
+    from w2v.objective import HS_MAX_SCORE
+
+    targets, _, valid = objective.output_targets(objective.predicted(batch.centres, batch.contexts), batch.negatives)
+    for factor in (1, 1.5, 2, 3, 4):
+        scaled = inp * scale * factor
+        hidden = scaled[batch.centres] if not objective.predicts_centre else \
+            (scaled[batch.contexts] * batch.mask.unsqueeze(2)).sum(1) / batch.mask.sum(1, keepdim=True)
+        scores = torch.einsum("bd,btd->bt", hidden, out[targets])[valid.bool()].abs()
+        if 0 < int((scores >= HS_MAX_SCORE).sum()) < len(scores) // 2:
+            return scaled
+    raise AssertionError(f"no scale saturates some nodes but not most: {scores}")

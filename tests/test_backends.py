@@ -14,11 +14,13 @@ import torch
 
 from tests import example_backend  # noqa: F401  registers backend=example, as a new backend's module would
 from w2v.backends import BACKENDS
+from w2v.backends.registry import check_loss
 from w2v.backends.base import DATA_PARALLEL, FLOAT_BYTES, STEP_UNITS
 from w2v.batches import epoch_chunks, keep_probability
 from w2v.config import BackendConfig, group_choices
 from w2v.memory import estimate_bytes
-from w2v.objective import OBJECTIVES
+from w2v.config import W2VError
+from w2v.objective import LOSSES, OBJECTIVES, make_objective
 
 CPU = torch.device("cpu")
 VOCAB, DIM = 30, 8
@@ -57,13 +59,42 @@ def test_capabilities_are_declared(name):
         assert cls.step_unit == "chunk"
     if cls.data_parallel == "gradients":  # gradients are summed between backward and the optimiser's update
         assert not cls.updates_in_place
+    assert "ns" in cls.losses and set(cls.losses) <= set(LOSSES)
 
 
+def test_a_backend_without_hierarchical_softmax_refuses_it_in_one_line():
+    """backend=example writes its own SGD update and declares no loss but the default ("ns"): model.loss=hs
+    is refused from that capability, naming the backends that do train it."""
+    assert BACKENDS["example"].losses == ("ns",)
+    check_loss(BACKENDS["example"], "ns")
+    with pytest.raises(W2VError) as refused:
+        check_loss(BACKENDS["example"], "hs")
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("backend=example cannot train model.loss=hs")
+    assert "fused" in message and "dense" in message
+
+
+def test_a_run_refuses_the_loss_before_reading_the_corpus(tmp_path):
+    """w2v.train.run asks the capability first: nothing is read or written for a run that cannot train."""
+    from tests.helpers import compose_run_config
+    from w2v.train import run
+
+    cfg = compose_run_config("model.loss=hs", "data=files", f"data.paths=[{tmp_path / 'missing.txt'}]",
+                             f"cache_dir={tmp_path / 'cache'}")
+    cfg.backend.name = "example"  # registered by the tests only, so not a config choice
+    with pytest.raises(W2VError, match="backend=example cannot train model.loss=hs"):
+        run(cfg, tmp_path / "run", show_progress=False)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("loss_name", LOSSES)
 @pytest.mark.parametrize("objective_name", sorted(OBJECTIVES))
 @pytest.mark.parametrize("name", sorted(BACKENDS))
-def test_a_chunk_steps_through_the_interface_and_trains_every_example(name, objective_name):
-    objective = OBJECTIVES[objective_name](window=3, negative=4)
-    chunk, counts = tiny_chunk(objective.window)
+def test_a_chunk_steps_through_the_interface_and_trains_every_example(name, objective_name, loss_name):
+    if loss_name not in BACKENDS[name].losses:
+        pytest.skip(f"backend={name} does not train model.loss={loss_name}")
+    chunk, counts = tiny_chunk(3)
+    objective = make_objective(objective_name, 3, 4, loss_name, counts)
     backend = built(name)
     backend.prepare(counts, batch_size=16, seed=1)
     before = backend.input_weights().clone(), backend.output_weights().clone()
@@ -75,9 +106,16 @@ def test_a_chunk_steps_through_the_interface_and_trains_every_example(name, obje
         loss, examples = backend.step(objective, item, lr_from, lr_from - 0.05 / len(work))
         losses.append(float(loss))
         trained += examples
-    assert trained == len(objective.examples(chunk)["centres"]) > 0  # every example the objective makes, once
-    # The output table starts at zero: (1 + K) log 2 per example before any update, less once it learns.
-    assert 0 < sum(losses) / trained < (1 + objective.negative) * np.log(2)
+    examples = objective.examples(chunk)
+    assert trained == len(examples["centres"]) > 0  # every example the objective makes, once
+    # The output table starts at zero: log 2 per output row an example reads before any update (1 + K,
+    # or the predicted word's path length), less once it learns.
+    if objective.tree is None:
+        untrained = trained * (1 + objective.negative) * np.log(2)
+    else:
+        predicted = examples["centres"] if objective.predicts_centre else examples["contexts"]
+        untrained = objective.tree.lengths[predicted].sum() * np.log(2)
+    assert 0 < sum(losses) < untrained
     for table, start in zip((backend.input_weights(), backend.output_weights()), before):
         assert not torch.equal(table, start) and torch.isfinite(table).all()
     assert backend.step(objective, None, 0.05, 0.04)[1] == 0  # a rank with nothing left takes an empty step

@@ -17,6 +17,7 @@ def test_defaults_are_gensims():
     assert (cfg.train.epochs, cfg.train.lr, cfg.train.min_lr) == (5, 0.03, 0.0001)
     assert cfg.data.kind == "sample" and cfg.train.device == "auto"
     assert cfg.model.init_range == 1.0  # gensim 4's +-1/dim: word2vec.c's 0.5 measured worse (issue 11)
+    assert cfg.model.loss == "ns" and parse_config(compose_cfg("model.loss=hs")).model.loss == "hs"
 
 
 def test_dataclass_defaults_are_the_yaml_defaults(tmp_path):
@@ -110,6 +111,7 @@ def test_groups_compose():
     ("train.device=tpu", "train.device must be"),
     ("vocab.min_count=0", "vocab.min_count must be >= 1"),
     ("model.init_range=0", "model.init_range must be > 0"),
+    ("model.loss=softmax", "model.loss must be ns .* or hs"),
     ("model.init_range=wide", "model.init_range must be a number"),
     ("backend.kernel=cuda", "backend.kernel must be auto, c, torch"),
     ("backend.triton=maybe", "backend.triton must be true or false"),

@@ -212,3 +212,22 @@ def test_an_earlier_run_without_tables_or_of_another_dim_is_one_line(runs, tmp_p
     (partial / "tables.pt").write_bytes(b"\x00" * 64)
     with pytest.raises(W2VError, match="has an unreadable tables.pt"):
         load_earlier(compose_run_config(f"train.init_from={partial}", "model.dim=16"))
+
+
+def test_hierarchical_softmax_runs_are_refused_on_either_side(runs, tmp_path):
+    """An hs output row is a Huffman inner node and a new vocabulary builds another tree, so neither an
+    hs run continued nor an ns run continued as hs is allowed; the earlier run's loss is read from tables.pt."""
+    from w2v.continued import TABLES_NAME
+    from w2v.errors import W2VError
+    from w2v.train import load_earlier
+
+    with pytest.raises(W2VError, match="used model.loss=ns, this run model.loss=hs"):
+        load_earlier(compose_run_config(f"train.init_from={runs['a']}", "model.dim=16", "model.loss=hs"))
+    hs_run = tmp_path / "hs"
+    hs_run.mkdir()
+    (hs_run / "tokenizer.json").write_bytes((runs["a"] / "tokenizer.json").read_bytes())
+    payload = torch.load(runs["a"] / TABLES_NAME, weights_only=True)
+    torch.save({**payload, "loss": "hs"}, hs_run / TABLES_NAME)
+    with pytest.raises(W2VError, match="used model.loss=hs, this run model.loss=ns"):
+        load_earlier(compose_run_config(f"train.init_from={hs_run}", "model.dim=16"))
+    assert load_earlier(compose_run_config(f"train.init_from={runs['a']}", "model.dim=16")).loss == "ns"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import cbow_batch, single, skipgram_batch, tables, zipf_chunk
+from tests.helpers import cbow_batch, hs_example, saturating, single, skipgram_batch, tables, zipf_chunk
 from w2v.backends import BACKENDS, DenseBackend, init_tables
 from w2v.backends.fused import FusedBackend
 from w2v.batches import Chunk, epoch_chunks, keep_probability, noise_distribution
@@ -218,7 +218,7 @@ THREAD0_SEED_STEP = 0x632BE59BD9B4E019  # sgns.c: thread t's stream starts at se
 def reference_chunk(model: str, inp: np.ndarray, out: np.ndarray, ids, sentence, window, centres: tuple[int, int],
                     draws: np.ndarray, negative: int, lr_from: float, lr_to: float, *, lr_decay: bool = True,
                     sentence_bounds: bool = True, centre_range: bool = True, draw_offset: int = 0,
-                    add_back: bool = True) -> tuple[float, int]:
+                    add_back: bool = True, tree=None) -> tuple[float, int]:
     """word2vec's per-example SGD over one chunk, written out in float64 loops (no shared code with sgns.c).
 
     Every centre in `centres` in text order, lr linear in its place among them; skip-gram: the centre's
@@ -226,20 +226,27 @@ def reference_chunk(model: str, inp: np.ndarray, out: np.ndarray, ids, sentence,
     the centre and every context row gets the full error back. Example e takes draws[e*K:(e+1)*K] as
     its negatives (the kernel's stream, read one example ahead). Keyword switches turn one feature off,
     to show the comparison would catch its absence. Updates inp and out in place; returns (loss, examples).
+    tree: hierarchical softmax instead (a w2v.huffman.HuffmanTree): the target's path, label 1 - code, no draws.
     """
     def sigmoid(x):
         return 1.0 / (1.0 + np.exp(-x))
 
     def example(hidden: np.ndarray, target: int, negatives, lr: float) -> tuple[np.ndarray, float]:
         work, loss = np.zeros_like(hidden), 0.0
-        for d, word in enumerate([target, *negatives]):
-            if d > 0 and word == target:
-                continue
+        if tree is None:
+            rows = [(word, 1.0 if d == 0 else 0.0) for d, word in enumerate([target, *negatives])
+                    if d == 0 or word != target]
+        else:
+            length = tree.lengths[target]
+            rows = [(int(p), 1.0 - int(c)) for p, c in zip(tree.points[target, :length], tree.codes[target, :length])]
+        for word, label in rows:
             row = out[word]
             score = float(hidden @ row)
-            label = 1.0 if d == 0 else 0.0
+            if tree is not None and abs(score) >= 6.0:  # word2vec.c leaves a saturated inner node alone
+                loss += np.logaddexp(0.0, -score if label else score)
+                continue
             g = (label - sigmoid(score)) * lr
-            loss += np.logaddexp(0.0, -score if d == 0 else score)
+            loss += np.logaddexp(0.0, -score if label else score)
             work += g * row
             out[word] = row + g * hidden
         return work, loss
@@ -474,3 +481,108 @@ def test_the_c_example_entry_refuses_ids_outside_the_vocabulary():
         kernel.train_examples(False, inp, out, centres, contexts, None, negatives, 0.1)
     negatives[0, 1] = 11
     assert kernel.train_examples(False, inp, out, centres, contexts, None, negatives, 0.1) > 0
+
+
+# -- hierarchical softmax (model.loss=hs) ----------------------------------------------------------
+
+@pytest.mark.parametrize("model,make", [("skipgram", skipgram_batch), ("cbow", cbow_batch)])
+def test_hs_torch_step_equals_autograd_sgd_step(model, make):
+    """The closed-form step over Huffman paths == autograd's on the objective's loss, saturated nodes
+    included; it moves only inner-node rows on the predicted words' paths."""
+    objective, batch = hs_example(model, make)
+    inp, out = tables()
+    inp = saturating(objective, inp, out, batch, 3.0)  # saturated nodes take no update on either side
+    dense, fused = DenseBackend(inp, out), FusedBackend(inp, out)
+    loss_dense = dense.train_step(objective, batch, lr=0.3)
+    loss_fused = fused.train_step(objective, batch, lr=0.3)
+    torch.testing.assert_close(loss_fused, loss_dense)
+    torch.testing.assert_close(fused.input_weights(), dense.input_weights())
+    torch.testing.assert_close(fused.output_weights(), dense.output_weights())
+    predicted = objective.predicted(batch.centres, batch.contexts)
+    tree = objective.tree
+    on_paths = {int(p) for w in predicted.tolist() for p in tree.points[w, :tree.lengths[w]]}
+    moved = changed(fused.output_weights(), out)
+    assert moved <= on_paths and len(moved) > len(on_paths) // 2  # saturated nodes may stay
+
+
+@needs_c
+@pytest.mark.parametrize("dim,scale", [(8, 1.0), (100, 0.08), (8, 3.0)])  # 100: the kernel's unrolled path;
+@pytest.mark.parametrize("model,make", [("skipgram", skipgram_batch), ("cbow", cbow_batch)])  # 3.0: saturated
+def test_hs_c_kernel_equals_autograd_one_example_at_a_time(model, make, dim, scale):
+    objective, batch = hs_example(model, make)
+    inp, out = tables(dim=dim)
+    inp = inp * scale if scale < 2 else saturating(objective, inp, out, batch, scale)
+    dense = DenseBackend(inp, out)
+    loss_dense = sum(float(dense.train_step(objective, single(batch, i), lr=0.3)) for i in range(batch.size))
+    c_in, c_out = inp.clone(), out.clone()
+    loss_c = load_sgns().train_examples(model == "cbow", c_in, c_out, batch.centres, batch.contexts, batch.mask,
+                                        batch.negatives, lr=0.3, tree=objective.tree)
+    assert loss_c == pytest.approx(loss_dense, rel=1e-6)
+    torch.testing.assert_close(c_in, dense.input_weights(), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(c_out, dense.output_weights(), atol=1e-6, rtol=1e-5)
+    assert not torch.equal(c_out, out)
+
+
+@needs_c
+@pytest.mark.parametrize("model", ["skipgram", "cbow"])
+def test_hs_c_chunk_path_equals_the_reference_and_marks_the_inner_nodes(model):
+    """run_job's hierarchical-softmax path (one thread) against reference_chunk over the same tree, and its
+    row marks: every inner-node row it writes is marked, and nothing else (the table sync relies on it)."""
+    kernel = load_sgns()
+    vocab, dim, lr_from, lr_to = 12, 8, 0.4, 0.05
+    ids, sentence, reduced, centres = small_chunk(vocab=vocab)
+    counts = np.bincount(ids, minlength=vocab) + 1
+    objective = make_objective(model, 4, 5, "hs", counts)
+    alias = kernel.build_alias(noise_distribution(counts))
+    inp0 = (torch.rand(vocab, dim, generator=torch.Generator().manual_seed(0)) - 0.5)
+    out0 = torch.randn(vocab, dim, generator=torch.Generator().manual_seed(1)) * 0.3
+    c_in, c_out = inp0.clone(), out0.clone()
+    marks = (torch.zeros(vocab, dtype=torch.uint8), torch.zeros(vocab, dtype=torch.uint8))
+    loss_c, examples_c = kernel.train_chunk(model == "cbow", c_in, c_out, ids, sentence, reduced, 0, alias,
+                                            lr_from, lr_to, 7, threads=1, centres=centres, marks=marks,
+                                            tree=objective.tree)
+    inp, out = inp0.double().numpy().copy(), out0.double().numpy().copy()
+    loss, examples = reference_chunk(model, inp, out, ids, sentence, reduced, centres, np.zeros(0, np.int64), 0,
+                                     lr_from, lr_to, tree=objective.tree)
+    assert examples_c == examples > 20
+    assert loss_c == pytest.approx(loss, rel=1e-5)
+    np.testing.assert_allclose(c_in.numpy(), inp, atol=2e-6, rtol=1e-5)
+    np.testing.assert_allclose(c_out.numpy(), out, atol=2e-6, rtol=1e-5)
+    for mark, table, before in zip(marks, (c_in, c_out), (inp0, out0)):
+        assert set(mark.nonzero().squeeze(1).tolist()) == changed(table, before)
+    assert changed(c_out, out0) <= set(range(vocab - 1))  # inner-node rows only: row V-1 is never one
+    # the same chunk with negative sampling moves other output rows: the tree was really used
+    ns_out = out0.clone()
+    kernel.train_chunk(model == "cbow", inp0.clone(), ns_out, ids, sentence, reduced, 5, alias, lr_from, lr_to, 7,
+                       threads=1, centres=centres)
+    assert (ns_out - c_out).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("use_c", [pytest.param(True, marks=needs_c), False])
+@pytest.mark.parametrize("model", ["skipgram", "cbow"])
+def test_hs_training_puts_topic_mates_together(model, use_c):
+    """Hierarchical softmax learns the planted structure as negative sampling does."""
+    ids, bounds, vocab = topic_corpus()
+    counts = np.bincount(ids, minlength=vocab)
+    objective = make_objective(model, 5, 5, "hs", counts)
+    backend = FusedBackend(*init_tables(vocab, 24, seed=0))
+    backend.use_c = use_c
+    backend.prepare(counts=counts, batch_size=128, seed=1)
+    rng = np.random.default_rng(0)
+    first = None
+    for epoch in range(2):
+        for chunk in epoch_chunks(ids, bounds, keep_probability(counts, 0), 5, rng, chunk_tokens=20_000):
+            lr = 0.025 * (1 - epoch / 2)
+            loss, examples = backend.train_chunk(objective, chunk, lr, lr - 0.0125)
+            first = first if first is not None else float(loss) / examples
+    # The loss falls: from log 2 a path step (zero output rows) to near the floor of this corpus, where a
+    # word's context is any of its 12 topic-mates (ln 12 = 2.48 an example).
+    untrained = objective.tree.lengths[1:].mean() * np.log(2)
+    assert float(loss) / examples < min(first, 0.6 * untrained), (float(loss) / examples, first, untrained)
+    vectors = torch.nn.functional.normalize(backend.input_weights()[1:], dim=1)
+    similarity = vectors @ vectors.T
+    topic = torch.arange(vocab - 1) // 12
+    same = topic[:, None] == topic[None, :]
+    off_diagonal = ~torch.eye(vocab - 1, dtype=torch.bool)
+    within, between = similarity[same & off_diagonal].mean(), similarity[~same].mean()
+    assert within - between > 0.4, (float(within), float(between))

@@ -4,7 +4,7 @@ import torch
 
 from w2v.backends import DenseBackend, init_tables
 from w2v.batches import epoch_chunks
-from w2v.objective import CBOW, OBJECTIVES, Batch, SkipGram, cbow_hidden
+from w2v.objective import CBOW, LOSSES, OBJECTIVES, Batch, SkipGram, cbow_hidden, make_objective
 from w2v.trainer import learning_rate
 
 
@@ -108,15 +108,16 @@ class RecordingBackend:
         return self.tables[1][ids]
 
 
+@pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("name", sorted(OBJECTIVES))
-def test_lookups_are_the_rows_the_loss_reads(name):
+def test_lookups_are_the_rows_the_loss_reads(name, loss):
     """offload moves exactly `lookups`' rows and the memory guard counts `rows_per_example`: both must be
     what the loss really reads."""
-    objective = OBJECTIVES[name](window=2, negative=3)
+    objective = make_objective(name, 2, 3, loss, counts=np.arange(20) ** 2)
     gen = torch.Generator().manual_seed(0)
     batch = Batch(centres=torch.randint(0, 20, (6,), generator=gen),
                   contexts=torch.randint(0, 20, (6, 4) if objective.predicts_centre else (6,), generator=gen),
-                  negatives=torch.randint(0, 20, (6, 3), generator=gen),
+                  negatives=torch.randint(0, 20, (6, objective.negative), generator=gen),
                   mask=torch.rand(6, 4, generator=gen) < 0.6 if objective.predicts_centre else None)
     backend = RecordingBackend()
     assert objective.loss(backend, batch).shape == (6,)
@@ -124,3 +125,32 @@ def test_lookups_are_the_rows_the_loss_reads(name):
         read = torch.cat(backend.asked[table])
         assert sorted(read.tolist()) == sorted(expected.tolist())
         assert len(read) == 6 * objective.rows_per_example()[table]
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_hs_loss_is_the_sum_over_the_huffman_path(name):
+    """The hierarchical-softmax loss, written out per example: sum over the predicted word's path of
+    -log s((1 - 2 code) h . out[point]) (word2vec.c's label 1 - code), h the centre's row or the context mean."""
+    counts = np.array([40, 3, 9, 27, 1, 15, 6, 2, 11, 5])
+    objective = make_objective(name, 2, 5, "hs", counts)
+    assert objective.negative == 0 and objective.loss_name == "hs"
+    backend = RecordingBackend(vocab=10, dim=4)
+    gen = torch.Generator().manual_seed(1)
+    mask = torch.tensor([[1, 0, 1, 1], [0, 0, 1, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    batch = Batch(centres=torch.tensor([3, 4, 0]),
+                  contexts=torch.randint(0, 10, (3, 4) if objective.predicts_centre else (3,), generator=gen),
+                  negatives=torch.zeros((3, 0), dtype=torch.int64), mask=mask if objective.predicts_centre else None)
+    inp, out = backend.tables
+    tree = objective.tree
+    expected = []
+    for e in range(3):
+        if objective.predicts_centre:
+            h, word = inp[batch.contexts[e][batch.mask[e]]].mean(0), int(batch.centres[e])
+        else:
+            h, word = inp[batch.centres[e]], int(batch.contexts[e])
+        total = 0.0
+        for k in range(int(tree.lengths[word])):
+            sign = 1.0 - 2.0 * float(tree.codes[word, k])
+            total -= float(torch.nn.functional.logsigmoid(sign * (h @ out[int(tree.points[word, k])])))
+        expected.append(total)
+    torch.testing.assert_close(objective.loss(backend, batch), torch.tensor(expected), rtol=1e-5, atol=1e-6)

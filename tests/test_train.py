@@ -1,6 +1,7 @@
 """End-to-end: `python -m w2v.train` as a user runs it, on tiny corpora and on the sample."""
 import json
 
+import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
@@ -60,6 +61,39 @@ def test_every_model_and_backend_trains(tmp_path, tiny_corpus, model, backend):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["model"] == model and metrics["backend"] == backend
     assert 0 < metrics["final_loss"] < 4.16  # below the untrained loss, (1 + 5) * log 2
+
+
+def topic_text(path, topics: int = 6, words: int = 10, lines: int = 400, seed: int = 0):
+    """Lines of 15 words, each line from one topic's words: context that a model can learn."""
+    rng = np.random.default_rng(seed)
+    text = "\n".join(" ".join(f"t{t}w{w}" for w in rng.integers(0, words, 15))
+                     for t in rng.integers(0, topics, lines))
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, backend", [("skipgram", "fused"), ("cbow", "fused"), ("cbow", "sparse")])
+def test_hierarchical_softmax_trains_and_exports(tmp_path, model, backend):
+    """model.loss=hs end to end: the loss falls as it trains, and the vectors are exported as with ns."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    corpus = topic_text(tmp_path / "topics.txt")
+    run_dir = tmp_path / "run"
+    result = run_train(["data=files", f"data.paths=[{corpus}]", f"cache_dir={tmp_path / 'cache'}",
+                        f"hydra.run.dir={run_dir}", f"model={model}", f"backend={backend}", "model.loss=hs",
+                        "evaluate=false", "train.epochs=3", "model.dim=16", "vocab.min_count=2",
+                        "export.projector_words=0", "train.threads=1", "train.log_every=1500", "vocab.sample=0"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["loss"] == "hs" and metrics["model"] == model
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    curve = [event.value for event in acc.Scalars("train/loss")]
+    assert len(curve) >= 3 and curve[-1] < 0.9 * curve[0], curve
+    kv = KeyedVectors.load_word2vec_format(str(run_dir / "vectors.bin"), binary=True)
+    assert kv.vector_size == 16 and len(kv) == metrics["vocab_size"] == 60
+    assert np.isfinite(kv.vectors).all()
 
 
 @pytest.mark.slow

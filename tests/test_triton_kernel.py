@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import cbow_batch, single, skipgram_batch, tables
+from tests.helpers import cbow_batch, hs_example, saturating, single, skipgram_batch, tables
 from w2v.backends import DenseBackend
 from w2v.objective import Batch, SkipGram, make_objective
 
@@ -71,6 +71,29 @@ def _one_example_at_a_time(kernels, model, make):
     torch.testing.assert_close(k_in, dense.input_weights(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(k_out, dense.output_weights(), rtol=1e-5, atol=1e-6)
     assert not torch.equal(k_in, inp) and not torch.equal(k_out, out)
+
+
+def test_hs_kernels_equal_autograd_one_example_at_a_time():
+    run_in_interpreter("hs_kernels_equal_autograd_one_example_at_a_time")
+
+
+def check_hs_kernels_equal_autograd_one_example_at_a_time():
+    """Hierarchical softmax through the objective's triton_examples (the fused backend's call), against
+    autograd SGD on batches of one, in order."""
+    _kernels()
+    for model, make in [("skipgram", skipgram_batch), ("cbow", cbow_batch)]:
+        objective, batch = hs_example(model, make, n=40)
+        inp, out = tables()
+        inp = saturating(objective, inp, out, batch, 3.0)  # saturated nodes: no update on either side
+        dense = DenseBackend(inp, out)
+        loss_dense = sum(float(dense.train_step(objective, single(batch, i), lr=0.3)) for i in range(batch.size))
+        k_in, k_out = inp.clone(), out.clone()
+        lrs = torch.full((batch.size,), 0.3)
+        loss = objective.triton_examples(k_in, k_out, batch.centres, batch.contexts, batch.mask, batch.negatives, lrs)
+        assert float(loss) == pytest.approx(loss_dense, rel=1e-5), model
+        torch.testing.assert_close(k_in, dense.input_weights(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(k_out, dense.output_weights(), rtol=1e-5, atol=1e-6)
+        assert not torch.equal(k_out, out)
 
 
 def test_each_example_takes_its_own_learning_rate():
@@ -156,7 +179,7 @@ def check_the_fused_backend_trains_chunks_through_the_kernel():
     assert float(loss) > 0
 
 
-@pytest.mark.parametrize("model", ["skipgram", "cbow"])
+@pytest.mark.parametrize("model", ["skipgram", "cbow", "skipgram_hs", "cbow_hs"])
 def test_kernels_compile_for_a_hopper_gpu(model):
     """The interpreter runs Python, so it misses what only the compiler checks (types carried
     through loops and branches, pointer arithmetic). Compile for sm_90 (H100/H200), which Triton
@@ -172,7 +195,20 @@ def test_kernels_compile_for_a_hopper_gpu(model):
     pointers = {"in_ptr": "*fp32", "out_ptr": "*fp32"}
     tail = {"negatives_ptr": "*i64", "lrs_ptr": "*fp32", "losses_ptr": "*fp32", "n": "i32"}
     sizes = {"DIM": 100, "BLOCK_DIM": 128, "K": 5, "EXAMPLES": sgns_triton.EXAMPLES_PER_PROGRAM}
-    if model == "skipgram":
+    if model.endswith("_hs"):  # the path's rows in a loop of the path's length: one atomic add in it
+        tail = {"codes_ptr": "*i8", "points_ptr": "*i64", "lengths_ptr": "*i64", "lrs_ptr": "*fp32",
+                "losses_ptr": "*fp32", "n": "i32", "width": "i32"}
+        del sizes["K"]
+    if model == "skipgram_hs":
+        fn, signature = sgns_triton._skipgram_hs_kernel, {**pointers, "centres_ptr": "*i64", "contexts_ptr": "*i64",
+                                                          **tail}
+        touched = 1 + 1  # centre, the path's rows
+    elif model == "cbow_hs":
+        fn = sgns_triton._cbow_hs_kernel
+        signature = {**pointers, "contexts_ptr": "*i64", "mask_ptr": "*i8", "centres_ptr": "*i64", **tail}
+        sizes["WIDTH"] = 10
+        touched = 10 + 1  # every context slot, the path's rows
+    elif model == "skipgram":
         fn, signature = sgns_triton._skipgram_kernel, {**pointers, "centres_ptr": "*i64", "contexts_ptr": "*i64", **tail}
         touched = 1 + 1 + 5  # centre, context, negatives
     else:

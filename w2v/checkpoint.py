@@ -103,7 +103,7 @@ def run_key(cfg: RunConfig, corpus_key: str, world_size: int) -> dict[str, Any]:
     """The settings a checkpoint is only valid for; resuming with any other value is refused."""
     return {
         "corpus": corpus_key, "model": cfg.model.name, "dim": cfg.model.dim, "window": cfg.model.window,
-        "negative": cfg.model.negative, "backend": cfg.backend.name, "min_count": cfg.vocab.min_count,
+        "negative": cfg.model.negative, "loss": cfg.model.loss, "backend": cfg.backend.name, "min_count": cfg.vocab.min_count,
         "max_size": cfg.vocab.max_size, "sample": cfg.vocab.sample, "epochs": cfg.train.epochs,
         "lr": cfg.train.lr, "min_lr": cfg.train.min_lr, "batch_size": cfg.train.batch_size,
         "seed": cfg.train.seed, "world_size": world_size,
@@ -114,7 +114,12 @@ def run_key(cfg: RunConfig, corpus_key: str, world_size: int) -> dict[str, Any]:
     }
 
 
+# Keys added to the run key after checkpoints were written without them: the value those runs had.
+LATER_KEYS = {"loss": "ns"}
+
+
 def check_run_key(saved: Mapping[str, Any], current: Mapping[str, Any], path: Path) -> None:
+    saved = {**LATER_KEYS, **saved}
     different = [f"{k}={saved.get(k)!r} (now {current[k]!r})" for k in current if saved.get(k) != current[k]]
     if different:
         raise W2VError(f"checkpoint {path} was written with other settings: {', '.join(different)}; "

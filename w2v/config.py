@@ -25,7 +25,8 @@ class ModelConfig:
     name: str = "skipgram"  # skipgram | cbow
     dim: int = 100
     window: int = 5
-    negative: int = 5
+    negative: int = 5  # unused with loss=hs
+    loss: str = "ns"  # ns: negative sampling | hs: hierarchical softmax (a Huffman tree, no negatives)
     init_range: float = 1.0  # input rows start uniform in +-init_range/dim: 1.0 gensim 4 (0.5 word2vec.c)
 
 
@@ -157,8 +158,11 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
         dim=_int(m, "dim", "model", 1),
         window=_int(m, "window", "model", 1),
         negative=_int(m, "negative", "model", 1),
+        loss=str(m.get("loss", ModelConfig.loss)),
         init_range=_float(m, "init_range", "model") if "init_range" in m else ModelConfig.init_range,
     )
+    if model.loss not in ("ns", "hs"):
+        raise W2VError(f"model.loss must be ns (negative sampling) or hs (hierarchical softmax), got {model.loss!r}")
     if model.init_range <= 0:
         raise W2VError(f"model.init_range must be > 0, got {model.init_range}")
     backend = BackendConfig(name=_choice(b.get("name"), "backend"), kernel=str(b.get("kernel", BackendConfig.kernel)),

@@ -32,9 +32,10 @@ FORMAT = "w2v-tables"
 VERSION = 1
 
 
-def save_tables(path: Path, input_table: torch.Tensor, output_table: torch.Tensor, counts: np.ndarray) -> None:
-    """Write both tables and the counts atomically, for a later train.init_from."""
-    payload = {"format": FORMAT, "version": VERSION, "input": input_table.detach().float().cpu(),
+def save_tables(path: Path, input_table: torch.Tensor, output_table: torch.Tensor, counts: np.ndarray,
+                loss: str = "ns") -> None:
+    """Write both tables, the counts and the loss (model.loss) atomically, for a later train.init_from."""
+    payload = {"format": FORMAT, "version": VERSION, "loss": loss, "input": input_table.detach().float().cpu(),
                "output": output_table.detach().float().cpu(), "counts": torch.from_numpy(np.asarray(counts, np.int64))}
     save_atomically(path, payload)
 
@@ -49,6 +50,7 @@ class EarlierRun:
     output_table: torch.Tensor  # (vocab_size, dim)
     counts: np.ndarray  # (vocab_size,) int64: the counts the earlier run trained with
     pre_tokenizer: str  # punct | whitespace, as its tokenizer splits
+    loss: str  # model.loss of the earlier run: ns (output rows are words) | hs (Huffman inner nodes)
     fingerprint: str  # SHA-256 of its tokenizer.json: keys the new corpus's token-id cache entry
 
     @property
@@ -111,7 +113,7 @@ def load_earlier_run(value: str) -> EarlierRun:
                                  f"{tuple(counts.shape)} counts and a tokenizer of {size} ids, which do not match")
     return EarlierRun(run_dir=run_dir, words=vocab, input_table=input_table.float(),
                       output_table=output_table.float(), counts=counts.numpy().astype(np.int64),
-                      pre_tokenizer=pre_tokenizer, fingerprint=hashlib.sha256(text).hexdigest()[:20])
+                      pre_tokenizer=pre_tokenizer, loss=str(payload.get("loss", "ns")), fingerprint=hashlib.sha256(text).hexdigest()[:20])
 
 
 def extend_vocabulary(provisional: ProvisionalIds, known: dict[str, int], min_count: int, max_size: int | None,

@@ -29,6 +29,8 @@ def estimate_bytes(backend, vocab_size: int, dim: int, objective: Objective, bat
     after training and beside the tables; on an accelerator this is host memory), whatever the backend."""
     cls = backend if isinstance(backend, type) else type(backend)
     need = cls.estimate_bytes(vocab_size, dim, objective, batch_size, device_type, world_size, sync_method)
+    if objective.tree is not None:  # hierarchical softmax: the Huffman tree sits beside the tables
+        need["tables"] += objective.tree.peak_bytes()
     need["export"] = EXPORT_FIXED_BYTES + EXPORT_WORD_BYTES * vocab_size if device_type == "cpu" else 0
     return need
 

@@ -1,19 +1,22 @@
-"""The training objective, skip-gram or CBOW with negative sampling: the one place that knows which.
+"""The training objective, skip-gram or CBOW, with negative sampling or hierarchical softmax: the one place
+that knows which.
 
 An objective owns, side by side for its model:
 - the window expansion of a subsampled chunk into examples, on the host in numpy (`examples`,
   for the backends that step batch by batch) and on the device in torch (`device_examples`,
   for backend=fused);
 - the rows a step touches in each table (`lookups`, `rows_per_example`);
+- the output side of each example (`output_targets`): the predicted word and its negatives, or,
+  with a Huffman tree (model.loss=hs, w2v/huffman.py), the inner nodes on the predicted word's path;
 - the loss, written against a backend's row lookups so that every autograd backend trains
   exactly the same objective (`loss`), and the same loss's closed-form updates in the kernels
-  (`closed_form_step`, `triton_examples`, and `predicts_centre`, the C kernel's mode).
+  (`closed_form_step`, `triton_examples`, and `predicts_centre` and `tree`, the C kernel's mode).
 Backends, the training loop and the memory guard ask the objective; none of them branches on a model name.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -21,7 +24,14 @@ import torch
 import torch.nn.functional as F
 
 from .batches import Chunk
-from .kernels.sgns_torch import cbow_step, skipgram_step
+from .huffman import HuffmanTree, build_huffman
+from .kernels.sgns_torch import cbow_step, sampled_targets, skipgram_step, tree_targets
+
+LOSSES = ("ns", "hs")  # model.loss: negative sampling | hierarchical softmax
+# Hierarchical softmax leaves an inner node alone once |score| reaches this, as word2vec.c and gensim do
+# (MAX_EXP): its loss still counts. The C and Triton kernels hold the same constant. Measured: without it
+# skip-gram's analogy score was below gensim's by more than the seed spread (docs/performance.md).
+HS_MAX_SCORE = 6.0
 
 
 @dataclass
@@ -30,7 +40,7 @@ class Batch:
 
     skip-gram: centres (B,) input words, contexts (B,) predicted words.
     CBOW:      contexts (B, 2*window) input words with mask (B, 2*window), centres (B,) predicted.
-    negatives: (B, K) noise words for the predicted word of each example.
+    negatives: (B, K) noise words for the predicted word of each example ((B, 0) with hierarchical softmax).
     """
 
     centres: torch.Tensor
@@ -43,17 +53,22 @@ class Batch:
         return int(self.centres.shape[0])
 
 
-def negative_sampling_loss(hidden: torch.Tensor, positive_rows: torch.Tensor, negative_rows: torch.Tensor,
-                           negative_valid: torch.Tensor) -> torch.Tensor:
-    """Per-example loss -log s(h.u+) - sum_k log s(-h.u_k).
+def logistic_loss(hidden: torch.Tensor, rows: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor,
+                  max_score: float | None = None) -> torch.Tensor:
+    """Per-example loss -sum_t valid_t log s((2 label_t - 1) h.u_t).
 
-    hidden (B, D), positive_rows (B, D), negative_rows (B, K, D), negative_valid (B, K) bool.
-    A negative equal to the positive word is skipped, as word2vec and gensim do.
+    hidden (B, D), rows (B, T, D), labels and valid (B, T). Negative sampling: t = 0 is the predicted
+    word (label 1), the rest its negatives (label 0; a negative equal to the predicted word is not
+    valid, as word2vec and gensim skip it). Hierarchical softmax: the inner nodes of the predicted
+    word's Huffman path, label 1 - code (word2vec.c's), valid up to the path's length.
+    max_score: a term with |h.u_t| at or above it keeps its value but passes no gradient (word2vec.c's
+    hierarchical softmax skips such a node's update).
     """
-    positive_score = (hidden * positive_rows).sum(-1)
-    negative_score = torch.bmm(negative_rows, hidden.unsqueeze(-1)).squeeze(-1)
-    negative_term = F.logsigmoid(-negative_score) * negative_valid
-    return -(F.logsigmoid(positive_score) + negative_term.sum(-1))
+    scores = torch.bmm(rows, hidden.unsqueeze(-1)).squeeze(-1)
+    terms = F.logsigmoid(scores * (2 * labels - 1))
+    if max_score is not None:
+        terms = torch.where(scores.detach().abs() < max_score, terms, terms.detach())
+    return -(terms * valid).sum(-1)
 
 
 def cbow_hidden(context_rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -127,15 +142,20 @@ def window_grid(ids: torch.Tensor, sentence: torch.Tensor, reduced: torch.Tensor
 
 @dataclass(frozen=True)
 class Objective(ABC):
-    """A word2vec objective: `window` is the largest window, `negative` the negatives per example."""
+    """A word2vec objective: `window` is the largest window, `negative` the negatives per example;
+    `tree`: None for negative sampling, the vocabulary's Huffman tree for hierarchical softmax."""
 
     window: int = 5
     negative: int = 5
+    tree: HuffmanTree | None = field(default=None, compare=False, repr=False)
 
     name: ClassVar[str]
     predicts_centre: ClassVar[bool]  # the context predicts the centre (CBOW), not the other way round
-    # (in_table, out_table, centres, contexts, mask, negatives, lr) -> summed loss; updates both tables in place
-    closed_form_step: ClassVar
+
+    @property
+    def loss_name(self) -> str:
+        """model.loss: "ns" (negative sampling) or "hs" (hierarchical softmax)."""
+        return "ns" if self.tree is None else "hs"
 
     @abstractmethod
     def examples(self, chunk: Chunk) -> dict[str, np.ndarray]:
@@ -157,24 +177,60 @@ class Objective(ABC):
         return self.select(ids, contexts, valid)
 
     @abstractmethod
-    def lookups(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(input table ids, output table ids), flat: every row the batch's loss reads."""
+    def input_ids(self, batch: Batch) -> torch.Tensor:
+        """The input-table ids the batch reads, in their batch shape."""
 
     @abstractmethod
+    def predicted(self, centres: torch.Tensor, contexts: torch.Tensor) -> torch.Tensor:
+        """(B,) the word each example predicts."""
+
+    def lookups(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input table ids, output table ids), flat: every row the batch's loss reads."""
+        targets, _, _ = self.output_targets(self.predicted(batch.centres, batch.contexts), batch.negatives)
+        return self.input_ids(batch).reshape(-1), targets.reshape(-1)
+
+    @abstractmethod
+    def input_rows(self) -> int:
+        """Input rows one example reads, at most."""
+
     def rows_per_example(self) -> tuple[int, int]:
         """(input rows, output rows) one example reads, at most."""
+        return self.input_rows(), 1 + self.negative if self.tree is None else self.tree.max_length
 
     @abstractmethod
     def hidden(self, backend, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(hidden (B, D) from the input table, the predicted word of each example (B,))."""
 
+    def output_targets(self, positive: torch.Tensor, negatives: torch.Tensor,
+                       dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(output rows (B, T), labels (B, T), valid (B, T)) each example's hidden vector is scored against:
+        the predicted word and its negatives, or the inner nodes on its Huffman path (negatives unused)."""
+        if self.tree is None:
+            return sampled_targets(positive, negatives, dtype)
+        return tree_targets(positive, *self.tree.on(positive.device), dtype)
+
     def loss(self, backend, batch: Batch) -> torch.Tensor:
         """(B,) per-example loss through the backend's lookup_input / lookup_output (autograd)."""
         hidden, positive = self.hidden(backend, batch)
-        targets = torch.cat([positive.unsqueeze(1), batch.negatives], dim=1)
-        rows = backend.lookup_output(targets)
-        valid = batch.negatives != positive.unsqueeze(1)
-        return negative_sampling_loss(hidden, rows[:, 0], rows[:, 1:], valid)
+        targets, labels, valid = self.output_targets(positive, batch.negatives, hidden.dtype)
+        return logistic_loss(hidden, backend.lookup_output(targets), labels, valid, self.max_score)
+
+    @property
+    def max_score(self) -> float | None:
+        """|score| from which a target is not updated: HS_MAX_SCORE with hierarchical softmax, else None."""
+        return None if self.tree is None else HS_MAX_SCORE
+
+    def closed_form_step(self, in_table: torch.Tensor, out_table: torch.Tensor, centres: torch.Tensor,
+                         contexts: torch.Tensor, mask: torch.Tensor | None, negatives: torch.Tensor,
+                         lr: torch.Tensor | float) -> torch.Tensor:
+        """The summed loss's SGD step on the tables in place, gradients in closed form
+        (w2v/kernels/sgns_torch.py); returns the summed loss."""
+        targets, labels, valid = self.output_targets(self.predicted(centres, contexts), negatives, in_table.dtype)
+        return self.model_step(in_table, out_table, centres, contexts, mask, targets, labels, valid, lr)
+
+    @abstractmethod
+    def model_step(self, in_table, out_table, centres, contexts, mask, targets, labels, valid, lr) -> torch.Tensor:
+        """The model's closed-form step against given output targets."""
 
     @abstractmethod
     def triton_examples(self, in_table: torch.Tensor, out_table: torch.Tensor, centres: torch.Tensor,
@@ -182,13 +238,19 @@ class Objective(ABC):
                         lrs: torch.Tensor) -> torch.Tensor:
         """word2vec's per-example updates in one Triton launch (w2v/kernels/sgns_triton.py); the summed loss."""
 
+    def triton_tree(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """The Huffman tree as the Triton kernels read it: (codes int8, points int64, lengths int64) or None."""
+        if self.tree is None:
+            return None
+        codes, points, lengths = self.tree.on(device)
+        return codes.to(torch.int8).contiguous(), points, lengths
+
 
 class SkipGram(Objective):
     """Each centre's input row predicts every context word in its reduced window."""
 
     name = "skipgram"
     predicts_centre = False
-    closed_form_step = staticmethod(skipgram_step)
 
     def examples(self, chunk):
         centres, contexts = skipgram_pairs(chunk, self.window)
@@ -198,18 +260,27 @@ class SkipGram(Objective):
         # one pair per valid cell, in text order (row-major)
         return ids.unsqueeze(1).expand_as(contexts)[valid], contexts[valid], None
 
-    def lookups(self, batch):
-        return batch.centres.reshape(-1), torch.cat([batch.contexts.reshape(-1), batch.negatives.reshape(-1)])
+    def input_ids(self, batch):
+        return batch.centres
 
-    def rows_per_example(self):
-        return 1, 1 + self.negative
+    def predicted(self, centres, contexts):
+        return contexts
+
+    def input_rows(self):
+        return 1
 
     def hidden(self, backend, batch):
         return backend.lookup_input(batch.centres), batch.contexts
 
+    def model_step(self, in_table, out_table, centres, contexts, mask, targets, labels, valid, lr):
+        return skipgram_step(in_table, out_table, centres, targets, labels, valid, lr, self.max_score)
+
     def triton_examples(self, in_table, out_table, centres, contexts, mask, negatives, lrs):
         from .kernels import sgns_triton  # imports triton: only where a Triton kernel runs
 
+        tree = self.triton_tree(in_table.device)
+        if tree is not None:
+            return sgns_triton.skipgram_hs_examples(in_table, out_table, centres, contexts, *tree, lrs)
         return sgns_triton.skipgram_examples(in_table, out_table, centres, contexts, negatives, lrs)
 
 
@@ -218,7 +289,6 @@ class CBOW(Objective):
 
     name = "cbow"
     predicts_centre = True
-    closed_form_step = staticmethod(cbow_step)
 
     def examples(self, chunk):
         centres, contexts, mask = cbow_windows(chunk, self.window)
@@ -228,26 +298,43 @@ class CBOW(Objective):
         keep = valid.any(1)  # one window per centre with at least one context
         return ids[keep], contexts[keep], valid[keep]
 
-    def lookups(self, batch):
-        return batch.contexts.reshape(-1), torch.cat([batch.centres.reshape(-1), batch.negatives.reshape(-1)])
+    def input_ids(self, batch):
+        return batch.contexts
 
-    def rows_per_example(self):
-        return 2 * self.window, 1 + self.negative
+    def predicted(self, centres, contexts):
+        return centres
+
+    def input_rows(self):
+        return 2 * self.window
 
     def hidden(self, backend, batch):
         return cbow_hidden(backend.lookup_input(batch.contexts), batch.mask), batch.centres
 
+    def model_step(self, in_table, out_table, centres, contexts, mask, targets, labels, valid, lr):
+        return cbow_step(in_table, out_table, contexts, mask, targets, labels, valid, lr, self.max_score)
+
     def triton_examples(self, in_table, out_table, centres, contexts, mask, negatives, lrs):
         from .kernels import sgns_triton  # imports triton: only where a Triton kernel runs
 
+        tree = self.triton_tree(in_table.device)
+        if tree is not None:
+            return sgns_triton.cbow_hs_examples(in_table, out_table, contexts, mask, centres, *tree, lrs)
         return sgns_triton.cbow_examples(in_table, out_table, contexts, mask, centres, negatives, lrs)
 
 
 OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (SkipGram, CBOW)}
 
 
-def make_objective(name: str, window: int = 5, negative: int = 5) -> Objective:
-    """The objective `name` (model.name: skipgram | cbow) with its window and negatives."""
+def make_objective(name: str, window: int = 5, negative: int = 5, loss: str = "ns",
+                   counts: np.ndarray | None = None) -> Objective:
+    """The objective `name` (model.name: skipgram | cbow) with its window, and its loss (model.loss):
+    "ns" with `negative` negatives, or "hs" over the Huffman tree of `counts` (then no negatives: 0)."""
     if name not in OBJECTIVES:
         raise KeyError(f"unknown model {name!r}; valid: {', '.join(sorted(OBJECTIVES))}")
-    return OBJECTIVES[name](window=window, negative=negative)
+    if loss not in LOSSES:
+        raise KeyError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+    if loss == "ns":
+        return OBJECTIVES[name](window=window, negative=negative)
+    if counts is None:
+        raise ValueError("hierarchical softmax needs the vocabulary's counts for its Huffman tree")
+    return OBJECTIVES[name](window=window, negative=0, tree=build_huffman(counts))

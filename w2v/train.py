@@ -25,7 +25,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from .atomic import atomic_path, write_json
-from .backends import BACKENDS, init_tables, make_backend
+from .backends import BACKENDS, check_loss, init_tables, make_backend
 from .checkpoint import (CHECKPOINT_NAME, Checkpointing, check_run_key, load_checkpoint, restore_backend, run_key,
                          save_checkpoint)
 from .cli import resolve_device, run_hydra_app, user_errors
@@ -100,6 +100,7 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
     started = time.perf_counter()
     options, world = options or RunOptions(), world or World()
     device = resolve_device(cfg.train.device, world.local_rank if world.distributed else None)
+    check_loss(BACKENDS[cfg.backend.name], cfg.model.loss)
     if world.distributed:
         check_data_parallel(BACKENDS[cfg.backend.name])
     # Ranks on one host share its cores.
@@ -136,7 +137,8 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
 
     # Ranks on one host share its memory; ranks on GPUs each have their own.
     shared = world.local_world_size if device.type == "cpu" and world.distributed else 1
-    objective = make_objective(cfg.model.name, cfg.model.window, cfg.model.negative)
+    objective = make_objective(cfg.model.name, cfg.model.window, cfg.model.negative, cfg.model.loss,
+                               counts=token_ids.counts)
     world.on_every_rank(lambda: check_fits(
         BACKENDS[cfg.backend.name], vocab_size, cfg.model.dim, objective, cfg.train.batch_size, device,
         available=available_bytes(device) // shared, world_size=world.world_size, sync_method=cfg.train.sync_method))
@@ -211,7 +213,7 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         "tokenize_cache_hit": token_ids.cache_hit, "tokenize_s": token_ids.build_seconds,
         # backend=fused under torchrun: table syncs, and the payload bytes one rank sent (w2v/table_sync.py).
         "syncs": stats.syncs, "sync_bytes_per_rank": stats.sync_bytes, "sync_s": stats.sync_seconds,
-        "init_from": cfg.train.init_from, "model": cfg.model.name, "backend": cfg.backend.name,
+        "init_from": cfg.train.init_from, "model": cfg.model.name, "loss": cfg.model.loss, "backend": cfg.backend.name,
         "device": str(device), "world_size": world.world_size, "resumed": options.resume is not None,
     })
     try:
@@ -256,6 +258,11 @@ def load_earlier(cfg: RunConfig) -> EarlierRun:
     if earlier.pre_tokenizer != cfg.vocab.pre_tokenizer:
         raise W2VError(f"train.init_from: {earlier.run_dir} split its words with vocab.pre_tokenizer="
                        f"{earlier.pre_tokenizer}, this run with {cfg.vocab.pre_tokenizer}; use the same")
+    if "hs" in (earlier.loss, cfg.model.loss):
+        # An hs output row belongs to an inner node of the Huffman tree, and a new vocabulary builds
+        # another tree: the earlier output table would not mean what its row numbers say.
+        raise W2VError(f"train.init_from continues negative-sampling runs only (model.loss=ns); "
+                       f"{earlier.run_dir} used model.loss={earlier.loss}, this run model.loss={cfg.model.loss}")
     if earlier.dim != cfg.model.dim:
         raise W2VError(f"train.init_from: {earlier.run_dir} has {earlier.dim}-dimensional vectors, this run "
                        f"model.dim={cfg.model.dim}; set model.dim={earlier.dim}")
@@ -295,7 +302,7 @@ def export_and_evaluate(cfg: RunConfig, run_dir: Path, backend, tokenizer, count
         if key in quality:
             writer.add_scalar(f"eval/{key}", quality[key], stats.steps)
     if cfg.export.tables:  # what a later train.init_from continues from
-        save_tables(run_dir / TABLES_NAME, backend.input_weights(), backend.output_weights(), counts)
+        save_tables(run_dir / TABLES_NAME, backend.input_weights(), backend.output_weights(), counts, cfg.model.loss)
     write_tensorboard_embedding(writer, words, vectors, counts, cfg.export.projector_words)
     return {"vocab_size": exported, **{k: quality.get(k) for k in ("analogy_acc", "ws353_spearman", "simlex_spearman")}}
 

@@ -9,7 +9,7 @@ each backend sits in its own module and registers itself there:
 from . import autograd, fused, offload  # noqa: F401  each registers its backends
 from .autograd import AutogradBackend, DenseBackend, OneHotBackend, SparseBackend
 from .base import Backend, init_tables
-from .registry import BACKENDS, make_backend, register
+from .registry import BACKENDS, check_loss, make_backend, register
 
-__all__ = ["BACKENDS", "AutogradBackend", "Backend", "DenseBackend", "OneHotBackend", "SparseBackend", "init_tables",
-           "make_backend", "register"]
+__all__ = ["BACKENDS", "AutogradBackend", "Backend", "DenseBackend", "OneHotBackend", "SparseBackend", "check_loss",
+           "init_tables", "make_backend", "register"]

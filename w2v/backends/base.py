@@ -56,6 +56,10 @@ class Backend(nn.Module, ABC):
     sparse_gradients: ClassVar[bool] = False  # its gradients hold only the looked-up rows
     batch_scales_with_vocab: ClassVar[bool] = False  # a looked-up row costs vocabulary-many floats (onehot)
     chunk_tokens: int = 1 << 20  # corpus words per chunk the loop hands over
+    # The model.loss values it trains: "ns" (negative sampling), "hs" (hierarchical softmax). A backend that
+    # trains through objective.loss gets both from the objective; one that writes its own updates lists
+    # what it implements. The default is the conservative one: a run asking for another loss is refused.
+    losses: ClassVar[tuple[str, ...]] = ("ns",)
     optimizer: torch.optim.Optimizer | None = None  # built on the first step by make_optimizer (autograd backends)
 
     @classmethod

@@ -95,6 +95,7 @@ class FusedBackend(Backend):
     """Plain tensors trained in place by hand-written steps: no autograd, no optimiser."""
 
     step_unit = "chunk"
+    losses = ("ns", "hs")  # the C, Triton and torch steps each have a hierarchical-softmax variant
     data_parallel = "tables"  # no gradients: the ranks train alone and w2v/table_sync.py combines their rows
     updates_in_place = True
 
@@ -246,7 +247,7 @@ class FusedBackend(Backend):
             return kernel.train_chunk(objective.predicts_centre, self.input_table, self.output_table, chunk.ids,
                                       chunk.sentence, chunk.window, negative, self._alias, lr_from, lr_to,
                                       seed, torch.get_num_threads(), centres=(chunk.centre_lo, chunk.centre_hi),
-                                      marks=self.row_marks)
+                                      marks=self.row_marks, tree=objective.tree)
         # The C kernel checks the ids itself; the Triton kernels and torch ops do not (an id past the
         # table is a silent out-of-bounds write on a GPU), so the host checks the chunk once here.
         if len(chunk.ids) and (int(chunk.ids.min()) < 0 or int(chunk.ids.max()) >= self.input_table.shape[0]):

@@ -60,6 +60,7 @@ def patch_stale_rows(rows: torch.Tensor, ids: torch.Tensor, previous: StepRows) 
 class OffloadBackend(Backend):
     """Tables in host memory, rows moved per step, SGD applied on the host."""
 
+    losses = ("ns", "hs")  # moves the rows objective.lookups names and differentiates objective.loss
     data_parallel = None  # SGD on host tables in its own step: no gradients for the ranks to sum
     updates_in_place = True
 

@@ -5,7 +5,7 @@ from typing import Callable
 
 import torch
 
-from ..config import BackendConfig
+from ..config import BackendConfig, W2VError
 from .base import Backend
 
 BACKENDS: dict[str, type[Backend]] = {}
@@ -20,6 +20,14 @@ def register(name: str) -> Callable[[type[Backend]], type[Backend]]:
         BACKENDS[name] = cls
         return cls
     return add
+
+
+def check_loss(backend: type[Backend], loss: str) -> None:
+    """Refuse, in one line, a model.loss the backend cannot train (its `losses` capability), before anything is built."""
+    if loss not in backend.losses:
+        trains = sorted(name for name, cls in BACKENDS.items() if loss in cls.losses)
+        raise W2VError(f"backend={backend.name} cannot train model.loss={loss} (it trains {', '.join(backend.losses)}); "
+                       f"use model.loss={backend.losses[0]} or one of backend={', '.join(trains)}")
 
 
 def make_backend(name: str, input_init: torch.Tensor, output_init: torch.Tensor, device: torch.device,

@@ -244,10 +244,11 @@ class SgnsKernel:
         lib.w2v_build_alias.argtypes, lib.w2v_build_alias.restype = [_ptr, _i64, _ptr, _ptr], _int
         lib.w2v_train_chunk.argtypes = [_int, _ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, _ptr, _ptr,
                                         _i64,
-                                        _f32, _f32, ctypes.c_uint64, _int, _ptr, _ptr, ctypes.POINTER(_f64),
-                                        ctypes.POINTER(_i64)]
+                                        _f32, _f32, ctypes.c_uint64, _int, _ptr, _ptr, _ptr, _ptr, _ptr, _i64,
+                                        ctypes.POINTER(_f64), ctypes.POINTER(_i64)]
         lib.w2v_train_chunk.restype = _int
-        lib.w2v_train_examples.argtypes = [_int, _ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64, _ptr, _i64, _i64, _f32]
+        lib.w2v_train_examples.argtypes = [_int, _ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64, _ptr, _i64, _i64, _f32,
+                                           _ptr, _ptr, _ptr, _i64]
         lib.w2v_train_examples.restype = _f64
         lib.w2v_draw_noise.argtypes = [_ptr, _ptr, _i64, ctypes.c_uint64, _i64, _ptr]
         lib.w2v_draw_noise.restype = None
@@ -274,16 +275,19 @@ class SgnsKernel:
                     sentence: np.ndarray, window: np.ndarray, negative: int,
                     alias_table: tuple[np.ndarray, np.ndarray], lr_from: float, lr_to: float, seed: int,
                     threads: int, centres: tuple[int, int] | None = None,
-                    marks: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[float, int]:
+                    marks: tuple[torch.Tensor, torch.Tensor] | None = None, tree=None) -> tuple[float, int]:
         """Train the centres[0]..centres[1]-1 of a chunk (default: all) in place; returns (summed loss, examples).
 
         Tokens outside `centres` serve only as context (a window carried across a chunk cut).
         marks: (input, output) uint8 tensors of one byte per table row; every row written is set to 1.
+        tree: None (negative sampling), or a w2v.huffman.HuffmanTree over the same vocabulary
+        (hierarchical softmax; `negative` is then unused).
         """
         threshold, alias = alias_table
         if min(in_table.shape[0], out_table.shape[0]) < len(threshold):
             raise ValueError(f"tables of {in_table.shape[0]} and {out_table.shape[0]} rows for a noise table over "
                              f"{len(threshold)} words: the kernel checks ids against the noise table's length")
+        tree_args = _tree_args(tree, len(threshold))
         marks_ptrs = (None, None) if marks is None else tuple(_row_marks(m, t) for m, t in zip(marks, (in_table, out_table)))
         ids, sentence, window = (np.ascontiguousarray(a, dtype=np.int64) for a in (ids, sentence, window))
         centre_lo, centre_hi = centres if centres is not None else (0, len(ids))
@@ -291,7 +295,7 @@ class SgnsKernel:
         status = self.lib.w2v_train_chunk(int(cbow), in_table.data_ptr(), out_table.data_ptr(), in_table.shape[1],
                                           ids.ctypes.data, sentence.ctypes.data, window.ctypes.data, len(ids),
                                           centre_lo, centre_hi, negative, threshold.ctypes.data, alias.ctypes.data, len(threshold),
-                                          lr_from, lr_to, seed & (2**64 - 1), threads, *marks_ptrs,
+                                          lr_from, lr_to, seed & (2**64 - 1), threads, *marks_ptrs, *tree_args,
                                           ctypes.byref(loss), ctypes.byref(examples))
         if status == -3:
             raise ValueError(f"centre range {centres} outside a chunk of {len(ids)} tokens")
@@ -320,8 +324,9 @@ class SgnsKernel:
 
     def train_examples(self, cbow: bool, in_table: torch.Tensor, out_table: torch.Tensor, centres: torch.Tensor,
                        contexts: torch.Tensor, mask: torch.Tensor | None, negatives: torch.Tensor,
-                       lr: float) -> float:
-        """Apply given examples one after another (word2vec's order); returns the summed loss."""
+                       lr: float, tree=None) -> float:
+        """Apply given examples one after another (word2vec's order); returns the summed loss.
+        tree: a w2v.huffman.HuffmanTree for hierarchical softmax (negatives unused), or None."""
         import torch  # here, not at the top: the text pass loads this module and does not need torch
 
         centres, contexts, negatives = (t.to(torch.int64).contiguous() for t in (centres, contexts, negatives))
@@ -334,7 +339,22 @@ class SgnsKernel:
         mask_u8 = mask_u8.contiguous()
         return self.lib.w2v_train_examples(int(cbow), in_table.data_ptr(), out_table.data_ptr(), in_table.shape[1],
                                            centres.data_ptr(), contexts.data_ptr(), mask_u8.data_ptr(), width,
-                                           negatives.data_ptr(), len(centres), negatives.shape[1], lr)
+                                           negatives.data_ptr(), len(centres), negatives.shape[1], lr,
+                                           *_tree_args(tree, in_table.shape[0]))
+
+
+def _tree_args(tree, vocab: int) -> tuple:
+    """(codes, points, lengths, width) as the kernel takes them: addresses into the tree's own contiguous arrays
+    (the tree outlives the call), or NULLs for negative sampling."""
+    if tree is None:
+        return None, None, None, 0
+    if tree.codes.shape[0] != vocab:
+        raise ValueError(f"a Huffman tree over {tree.codes.shape[0]} words for a vocabulary of {vocab}")
+    arrays = (tree.codes, tree.points, tree.lengths)
+    if not all(a.flags.c_contiguous for a in arrays) or (tree.codes.dtype, tree.points.dtype, tree.lengths.dtype) \
+            != (np.uint8, np.int32, np.int32):
+        raise ValueError("the Huffman tree's arrays must be contiguous uint8 codes, int32 points and int32 lengths")
+    return tree.codes.ctypes.data, tree.points.ctypes.data, tree.lengths.ctypes.data, tree.codes.shape[1]
 
 
 def _row_marks(marks, table) -> int:

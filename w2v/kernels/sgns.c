@@ -1,4 +1,5 @@
-/* Skip-gram and CBOW with negative sampling, word2vec.c-style, over a chunk of token ids.
+/* Skip-gram and CBOW with negative sampling or hierarchical softmax, word2vec.c-style, over a chunk
+   of token ids.
 
    Each example is applied at once, in text order (per-example SGD, as word2vec.c and
    gensim do), so no batch ever sums updates to a frequent row. Threads split a chunk's
@@ -13,6 +14,8 @@
    - the sigmoid is exact to float precision (table + linear interpolation inside
      [-8, 8], expf outside), so one step matches autograd's.
    The unigram^0.75 noise is drawn with an alias table: one 64-bit random number per draw.
+   Hierarchical softmax (a Tree passed in, w2v/huffman.py): the hidden vector is scored against the
+   output rows of the inner nodes on the predicted word's Huffman path, label 1 - code (word2vec.c's).
 
    Under torchrun the caller may pass a byte per row of each table: the kernel sets it to 1 on
    every row it writes, so that the table sync (w2v/table_sync.py) compares only those rows with
@@ -25,6 +28,10 @@
 #include <string.h>
 
 #define TABLE_RANGE 8.0f
+/* Hierarchical softmax leaves an inner node alone once |score| reaches this (word2vec.c's and gensim's
+   MAX_EXP): its loss still counts, its update is skipped. Measured to matter for skip-gram's analogy
+   score (docs/performance.md, "Hierarchical softmax"); w2v/objective.py's HS_MAX_SCORE is the same. */
+#define HS_MAX_SCORE 6.0f
 #define TABLE_SIZE 4096 /* intervals over [-TABLE_RANGE, TABLE_RANGE] */
 
 static float sigmoid_table[TABLE_SIZE + 1];
@@ -138,6 +145,52 @@ static inline double train_example(const float *restrict hidden, float *restrict
     return loss;
 }
 
+typedef struct {
+    const uint8_t *codes;   /* (vocab, width): the bits of each word's path, root first */
+    const int32_t *points;  /* (vocab, width): the inner nodes' output rows on that path */
+    const int32_t *lengths; /* (vocab,) */
+    int64_t width;
+} Tree;
+
+/* Hierarchical softmax for one example: `hidden` against the inner nodes on `word`'s path, each row
+   updated at once (as train_example does), the input-side gradient in `work`; the rows written are
+   marked. A node with |score| >= HS_MAX_SCORE is not updated. Returns the loss, sum of -log s((1 - 2 code) score). */
+static inline __attribute__((always_inline)) double train_example_hs(
+        const float *restrict hidden, float *restrict work, float *out, int64_t dim, const Tree *tree, int64_t word,
+        float lr, uint8_t *out_marks) {
+    double loss = 0.0;
+    const uint8_t *code = tree->codes + word * tree->width;
+    const int32_t *point = tree->points + word * tree->width;
+    int64_t length = tree->lengths[word];
+    memset(work, 0, sizeof(float) * dim);
+    for (int64_t k = 0; k < length; k++) {
+        float *row = out + (int64_t)point[k] * dim;
+        float score = dot(hidden, row, dim);
+        loss += code[k] ? softplus(score) : softplus(-score);
+        if (score <= -HS_MAX_SCORE || score >= HS_MAX_SCORE) continue;
+        float g = (1.0f - (float)code[k] - sigmoid(score)) * lr;
+        axpy(work, g, row, dim);
+        axpy(row, g, hidden, dim);
+        if (out_marks && !out_marks[point[k]]) out_marks[point[k]] = 1;
+    }
+    return loss;
+}
+
+/* train_example_hs with the common dimensions as constants, so the compiler unrolls the row loops into
+   whole vector registers with no remainder loop: 1.5x fewer CPU-seconds for skip-gram at dim 100
+   (measured against the same code with dim a variable, docs/performance.md). */
+static double train_path(const float *restrict hidden, float *restrict work, float *out, int64_t dim,
+                         const Tree *tree, int64_t word, float lr, uint8_t *out_marks) {
+    switch (dim) {
+    case 50: return train_example_hs(hidden, work, out, 50, tree, word, lr, out_marks);
+    case 100: return train_example_hs(hidden, work, out, 100, tree, word, lr, out_marks);
+    case 128: return train_example_hs(hidden, work, out, 128, tree, word, lr, out_marks);
+    case 200: return train_example_hs(hidden, work, out, 200, tree, word, lr, out_marks);
+    case 300: return train_example_hs(hidden, work, out, 300, tree, word, lr, out_marks);
+    default: return train_example_hs(hidden, work, out, dim, tree, word, lr, out_marks);
+    }
+}
+
 /* Negatives are drawn one example ahead and their rows prefetched, so the cache misses on
    random output rows (the main cost once the vocabulary outgrows the cache) overlap the
    arithmetic of the current example instead of stalling it. */
@@ -189,6 +242,7 @@ typedef struct {
     const int64_t *ids, *sentence, *window;
     uint8_t *in_marks, *out_marks; /* NULL, or a byte per row set to 1 when the row is written */
     Noise noise;
+    const Tree *tree; /* NULL: negative sampling; else hierarchical softmax over this tree */
     float lr_from, lr_to;
     uint64_t seed;
     double loss;
@@ -227,6 +281,13 @@ static void *run_job(void *arg) {
             float *hidden = job->in + job->ids[i] * dim;
             for (int64_t j = first; j <= last; j++) {
                 if (j == i || job->sentence[j] != sentence) continue;
+                if (job->tree) {
+                    loss += train_path(hidden, work, job->out, dim, job->tree, job->ids[j], lr, job->out_marks);
+                    axpy(hidden, 1.0f, work, dim);
+                    mark_row(job->in_marks, job->ids[i]);
+                    examples++;
+                    continue;
+                }
                 int64_t *words = take_ahead(&ahead, &job->noise, &state, job->out, dim, negative, job->ids[j]);
                 loss += train_example(hidden, work, job->out, dim, words, negative, lr);
                 axpy(hidden, 1.0f, work, dim);
@@ -247,9 +308,13 @@ static void *run_job(void *arg) {
             if (count == 0) continue;
             float inv = 1.0f / (float)count;
             for (int64_t k = 0; k < dim; k++) mean[k] *= inv;
-            int64_t *words = take_ahead(&ahead, &job->noise, &state, job->out, dim, negative, job->ids[i]);
-            loss += train_example(mean, work, job->out, dim, words, negative, lr);
-            mark_rows(job->out_marks, words, negative + 1);
+            if (job->tree) {
+                loss += train_path(mean, work, job->out, dim, job->tree, job->ids[i], lr, job->out_marks);
+            } else {
+                int64_t *words = take_ahead(&ahead, &job->noise, &state, job->out, dim, negative, job->ids[i]);
+                loss += train_example(mean, work, job->out, dim, words, negative, lr);
+                mark_rows(job->out_marks, words, negative + 1);
+            }
             for (int64_t j = first; j <= last; j++) {
                 if (j == i || job->sentence[j] != sentence) continue;
                 axpy(job->in + job->ids[j] * dim, 1.0f, work, dim);
@@ -270,12 +335,16 @@ static void *run_job(void *arg) {
 /* Train the centres [centre_lo, centre_hi) of a chunk of n tokens (contexts may lie anywhere in
    [0, n)): lr goes linearly from lr_from (first centre) to lr_to (last centre).
    Writes the summed loss and the example count (pairs, or CBOW windows). in_marks / out_marks:
-   NULL, or (vocab,) bytes each, set to 1 on every input / output row written. Returns 0 on success. */
+   NULL, or (vocab,) bytes each, set to 1 on every input / output row written.
+   codes, points, lengths, width: NULL (0) for negative sampling, or the Huffman tree (vocab rows of
+   `width`) for hierarchical softmax; then the noise table only gives the vocabulary's size. Returns 0 on success. */
 int w2v_train_chunk(int cbow, float *in, float *out, int64_t dim, const int64_t *ids, const int64_t *sentence,
                     const int64_t *window, int64_t n, int64_t centre_lo, int64_t centre_hi, int64_t negative,
                     const uint32_t *threshold,
                     const int32_t *alias, int64_t vocab, float lr_from, float lr_to, uint64_t seed, int threads,
-                    uint8_t *in_marks, uint8_t *out_marks, double *loss_out, int64_t *examples_out) {
+                    uint8_t *in_marks, uint8_t *out_marks, const uint8_t *codes, const int32_t *points,
+                    const int32_t *lengths, int64_t width, double *loss_out, int64_t *examples_out) {
+    Tree tree = {codes, points, lengths, width};
     if (negative > MAX_NEGATIVE_AHEAD) return -2; /* the caller uses the torch path instead */
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
@@ -291,7 +360,7 @@ int w2v_train_chunk(int cbow, float *in, float *out, int64_t dim, const int64_t 
     int started[MAX_THREADS] = {0};
     for (int t = 0; t < threads; t++) {
         Job job = {cbow, in, out, dim, negative, n, centre_lo, centre_hi, &next_block, ids, sentence, window,
-                   in_marks, out_marks, {threshold, alias, vocab},
+                   in_marks, out_marks, {threshold, alias, vocab}, codes ? &tree : NULL,
                    lr_from, lr_to, seed + 0x632BE59BD9B4E019ull * (uint64_t)(t + 1), 0.0, 0, 0};
         jobs[t] = job;
     }
@@ -313,10 +382,13 @@ int w2v_train_chunk(int cbow, float *in, float *out, int64_t dim, const int64_t 
 /* Given examples, applied one after another (single thread): the reference path for tests.
    skip-gram: centres (n,) input words, contexts (n,) targets.
    CBOW: contexts (n, width) input words with mask (n, width), centres (n,) targets.
-   negatives (n, negative). Returns the summed loss. */
+   negatives (n, negative); or, with codes != NULL, hierarchical softmax over the Huffman tree
+   (codes, points, lengths, tree_width) and no negatives. Returns the summed loss. */
 double w2v_train_examples(int cbow, float *in, float *out, int64_t dim, const int64_t *centres,
                           const int64_t *contexts, const uint8_t *mask, int64_t width, const int64_t *negatives,
-                          int64_t n, int64_t negative, float lr) {
+                          int64_t n, int64_t negative, float lr, const uint8_t *codes, const int32_t *points,
+                          const int32_t *lengths, int64_t tree_width) {
+    Tree tree = {codes, points, lengths, tree_width};
     float *work = malloc(sizeof(float) * dim), *mean = malloc(sizeof(float) * dim);
     int64_t *words = malloc(sizeof(int64_t) * (negative + 1));
     double loss = 0.0;
@@ -326,7 +398,8 @@ double w2v_train_examples(int cbow, float *in, float *out, int64_t dim, const in
         words[0] = cbow ? centres[e] : contexts[e];
         if (!cbow) {
             float *hidden = in + centres[e] * dim;
-            loss += train_example(hidden, work, out, dim, words, negative, lr);
+            loss += codes ? train_path(hidden, work, out, dim, &tree, words[0], lr, NULL)
+                          : train_example(hidden, work, out, dim, words, negative, lr);
             axpy(hidden, 1.0f, work, dim);
             continue;
         }
@@ -336,7 +409,8 @@ double w2v_train_examples(int cbow, float *in, float *out, int64_t dim, const in
             if (mask[e * width + c]) { axpy(mean, 1.0f, in + contexts[e * width + c] * dim, dim); count++; }
         if (count == 0) continue;
         for (int64_t k = 0; k < dim; k++) mean[k] /= (float)count;
-        loss += train_example(mean, work, out, dim, words, negative, lr);
+        loss += codes ? train_path(mean, work, out, dim, &tree, words[0], lr, NULL)
+                      : train_example(mean, work, out, dim, words, negative, lr);
         for (int64_t c = 0; c < width; c++)
             if (mask[e * width + c]) axpy(in + contexts[e * width + c] * dim, 1.0f, work, dim);
     }

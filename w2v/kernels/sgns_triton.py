@@ -16,6 +16,8 @@ Each program trains `EXAMPLES` consecutive examples in order; one example is one
   h_grad += g * out[t] (with out[t] as read before its update)
 and at the end the input row(s) get h_grad: the centre for skip-gram, every valid
 context word for CBOW (word2vec's full error, not divided by the window size).
+With hierarchical softmax (model.loss=hs, the `_hs` kernels) the targets are the inner nodes
+on the predicted word's Huffman path instead (w2v/huffman.py): label 1 - code, no negatives.
 
 Needs the `triton` package: present with CUDA builds of PyTorch. With
 TRITON_INTERPRET=1 the same kernels run on CPU tensors, one program after the
@@ -81,6 +83,74 @@ if triton is not None:
             tl.atomic_add(row_ptr, g * h, mask=in_row)
             loss += -_log_sigmoid(-score) * use
         return h_grad, loss
+
+    @triton.jit
+    def _train_path(h, out_ptr, word, codes_ptr, points_ptr, lengths_ptr, width, lr, cols, in_row,
+                    DIM: tl.constexpr):
+        """Hierarchical softmax for one example: h against the inner nodes on `word`'s Huffman path
+        (output rows updated in place, each at once); returns (gradient for h, loss)."""
+        h_grad = tl.zeros_like(h)
+        loss = 0.0
+        path = word.to(tl.int64) * width
+        length = tl.load(lengths_ptr + word).to(tl.int32)
+        for k in range(length):
+            code = tl.load(codes_ptr + path + k).to(tl.float32)
+            row_ptr = out_ptr + tl.load(points_ptr + path + k).to(tl.int64) * DIM + cols
+            row = tl.load(row_ptr, mask=in_row, other=0.0)
+            score = tl.sum(h * row, axis=0)
+            # word2vec.c leaves a saturated node alone (w2v/objective.py HS_MAX_SCORE)
+            g = tl.where(tl.abs(score) < 6.0, lr * (1.0 - code - tl.sigmoid(score)), 0.0)
+            h_grad += g * row
+            tl.atomic_add(row_ptr, g * h, mask=in_row)
+            loss += -_log_sigmoid((1.0 - 2.0 * code) * score)
+        return h_grad, loss
+
+    @triton.jit
+    def _skipgram_hs_kernel(in_ptr, out_ptr, centres_ptr, contexts_ptr, codes_ptr, points_ptr, lengths_ptr,
+                            lrs_ptr, losses_ptr, n, width, DIM: tl.constexpr, BLOCK_DIM: tl.constexpr,
+                            EXAMPLES: tl.constexpr):
+        program = tl.program_id(0)
+        cols = tl.arange(0, BLOCK_DIM)
+        in_row = cols < DIM
+        total = 0.0
+        for i in range(EXAMPLES):
+            example = program.to(tl.int64) * EXAMPLES + i
+            if example < n:
+                h_ptr = in_ptr + tl.load(centres_ptr + example).to(tl.int64) * DIM + cols
+                h = tl.load(h_ptr, mask=in_row, other=0.0)
+                h_grad, loss = _train_path(h, out_ptr, tl.load(contexts_ptr + example), codes_ptr, points_ptr,
+                                           lengths_ptr, width, tl.load(lrs_ptr + example), cols, in_row, DIM)
+                tl.atomic_add(h_ptr, h_grad, mask=in_row)
+                total += loss
+        tl.store(losses_ptr + program, total)
+
+    @triton.jit
+    def _cbow_hs_kernel(in_ptr, out_ptr, contexts_ptr, mask_ptr, centres_ptr, codes_ptr, points_ptr, lengths_ptr,
+                        lrs_ptr, losses_ptr, n, width, DIM: tl.constexpr, BLOCK_DIM: tl.constexpr,
+                        WIDTH: tl.constexpr, EXAMPLES: tl.constexpr):
+        program = tl.program_id(0)
+        cols = tl.arange(0, BLOCK_DIM)
+        in_row = cols < DIM
+        total = 0.0
+        for i in range(EXAMPLES):
+            example = program.to(tl.int64) * EXAMPLES + i
+            if example < n:
+                h = tl.zeros((BLOCK_DIM,), dtype=tl.float32)
+                count = 0.0
+                for j in tl.static_range(WIDTH):
+                    use = tl.load(mask_ptr + example * WIDTH + j).to(tl.float32)
+                    word = tl.load(contexts_ptr + example * WIDTH + j)
+                    h += use * tl.load(in_ptr + word.to(tl.int64) * DIM + cols, mask=in_row, other=0.0)
+                    count += use
+                h = h / tl.maximum(count, 1.0)
+                h_grad, loss = _train_path(h, out_ptr, tl.load(centres_ptr + example), codes_ptr, points_ptr,
+                                           lengths_ptr, width, tl.load(lrs_ptr + example), cols, in_row, DIM)
+                for j in tl.static_range(WIDTH):
+                    if tl.load(mask_ptr + example * WIDTH + j) != 0:  # as _cbow_kernel: no atomic on unused slots
+                        word = tl.load(contexts_ptr + example * WIDTH + j)
+                        tl.atomic_add(in_ptr + word.to(tl.int64) * DIM + cols, h_grad, mask=in_row)
+                total += loss
+        tl.store(losses_ptr + program, total)
 
     @triton.jit
     def _skipgram_kernel(in_ptr, out_ptr, centres_ptr, contexts_ptr, negatives_ptr, lrs_ptr, losses_ptr, n,
@@ -167,4 +237,32 @@ def cbow_examples(in_table: torch.Tensor, out_table: torch.Tensor, contexts: tor
                           centres.contiguous(), negatives.contiguous(), _lrs(lr, n, in_table), losses, n,
                           DIM=dim, BLOCK_DIM=block, K=k, WIDTH=contexts.shape[1], EXAMPLES=EXAMPLES_PER_PROGRAM,
                           num_warps=NUM_WARPS)
+    return losses.sum(dtype=torch.float64)
+
+
+def skipgram_hs_examples(in_table: torch.Tensor, out_table: torch.Tensor, centres: torch.Tensor,
+                         contexts: torch.Tensor, codes: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor,
+                         lr: torch.Tensor | float) -> torch.Tensor:
+    """Hierarchical softmax: each centre against its context's Huffman path (codes (V, L) int8, points
+    (V, L) int64, lengths (V,) int64, on the tables' device), in place; returns the summed loss."""
+    n, dim = centres.shape[0], in_table.shape[1]
+    grid, block = _launch_shape(n, dim)
+    losses = torch.empty(grid, device=in_table.device, dtype=torch.float32)
+    _skipgram_hs_kernel[(grid,)](in_table, out_table, centres.contiguous(), contexts.contiguous(), codes, points,
+                                 lengths, _lrs(lr, n, in_table), losses, n, codes.shape[1], DIM=dim, BLOCK_DIM=block,
+                                 EXAMPLES=EXAMPLES_PER_PROGRAM, num_warps=NUM_WARPS)
+    return losses.sum(dtype=torch.float64)
+
+
+def cbow_hs_examples(in_table: torch.Tensor, out_table: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor,
+                     centres: torch.Tensor, codes: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor,
+                     lr: torch.Tensor | float) -> torch.Tensor:
+    """Hierarchical softmax: each window's context mean against its centre's Huffman path; the summed loss."""
+    n, dim = centres.shape[0], in_table.shape[1]
+    grid, block = _launch_shape(n, dim)
+    losses = torch.empty(grid, device=in_table.device, dtype=torch.float32)
+    _cbow_hs_kernel[(grid,)](in_table, out_table, contexts.contiguous(), mask.to(torch.int8).contiguous(),
+                             centres.contiguous(), codes, points, lengths, _lrs(lr, n, in_table), losses, n,
+                             codes.shape[1], DIM=dim, BLOCK_DIM=block, WIDTH=contexts.shape[1],
+                             EXAMPLES=EXAMPLES_PER_PROGRAM, num_warps=NUM_WARPS)
     return losses.sum(dtype=torch.float64)

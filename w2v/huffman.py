@@ -1,0 +1,117 @@
+"""The Huffman tree of hierarchical softmax (model.loss=hs), built the way word2vec.c builds it.
+
+Words are sorted by count, most frequent first; the two smallest of the remaining words and
+inner nodes are merged, again and again, taking them from two queues: the words from the end
+of the sorted list, and the inner nodes in the order they were made (their counts never fall).
+On a tie the inner node is taken first, as word2vec.c's strict `<` does. Of each pair merged,
+the second-smallest child gets code bit 1 (word2vec.c's `binary[min2i] = 1`).
+
+A word's path runs from the root down: at step k the hidden vector is scored against the
+output row `points[w, k]` of an inner node (rows 0..V-2 of the output table; the root is
+V-2) and the label is 1 - `codes[w, k]`, the bit of the child the path goes on to.
+Paths are padded to the longest with the root's row and code 0; `lengths` says how much is real.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True, eq=False)
+class HuffmanTree:
+    """codes (V, L) uint8, points (V, L) int32 inner-node rows, lengths (V,) int32: word w's path is
+    codes[w, :lengths[w]], points[w, :lengths[w]], root first."""
+
+    codes: np.ndarray
+    points: np.ndarray
+    lengths: np.ndarray
+    _on_device: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def max_length(self) -> int:
+        return int(self.codes.shape[1])
+
+    def peak_bytes(self) -> int:
+        """The tree's arrays, and at most one copy of them as the torch and Triton steps read them (float32
+        codes, int64 points and lengths): a run's share of memory for hierarchical softmax."""
+        cells, words = self.codes.size, len(self.lengths)
+        return self.codes.nbytes + self.points.nbytes + self.lengths.nbytes + cells * (4 + 8 + 1) + words * 8
+
+    def on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(codes float32, points int64, lengths int64) on `device`, copied there once."""
+        key = str(torch.device(device))
+        if key not in self._on_device:
+            self._on_device[key] = (torch.from_numpy(self.codes.astype(np.float32)).to(device),
+                                    torch.from_numpy(self.points.astype(np.int64)).to(device),
+                                    torch.from_numpy(self.lengths.astype(np.int64)).to(device))
+        return self._on_device[key]
+
+
+def merge_parents(sorted_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """word2vec.c's two-queue merge over counts sorted in descending order.
+
+    Nodes 0..V-1 are the words (in that order), V..2V-2 the inner nodes in the order they were
+    made, the last one the root. Returns (parent (2V-1,) int64, -1 at the root; bit (2V-1,) uint8).
+    """
+    v = len(sorted_counts)
+    weight = np.zeros(2 * v - 1 if v else 0, dtype=np.float64)
+    weight[:v] = sorted_counts
+    parent = np.full(len(weight), -1, dtype=np.int64)
+    bit = np.zeros(len(weight), dtype=np.uint8)
+    word, inner = v - 1, v  # the next word from the end of the sorted words; the oldest unmerged inner node
+    for made in range(v, 2 * v - 1):
+        pair = []
+        for _ in range(2):
+            if word >= 0 and (inner >= made or weight[word] < weight[inner]):
+                pair.append(word)
+                word -= 1
+            else:
+                pair.append(inner)
+                inner += 1
+        smallest, second = pair
+        weight[made] = weight[smallest] + weight[second]
+        parent[smallest] = parent[second] = made
+        bit[second] = 1
+    return parent, bit
+
+
+def build_huffman(counts: np.ndarray) -> HuffmanTree:
+    """The tree over a vocabulary's counts (V,); words with count 0 get the longest codes."""
+    counts = np.asarray(counts, dtype=np.int64)
+    v = len(counts)
+    order = np.argsort(-counts, kind="stable")  # most frequent first; ties keep id order
+    parent, bit = merge_parents(counts[order])
+    if v < 2:  # a single word needs no decision
+        empty = np.zeros((v, 0))
+        return HuffmanTree(empty.astype(np.uint8), empty.astype(np.int32), np.zeros(v, np.int32))
+    root = 2 * v - 2
+    depth = _depths(parent, root)
+    lengths_sorted = depth[:v]
+    width = int(lengths_sorted.max())
+    codes = np.zeros((v, width), dtype=np.uint8)
+    points = np.full((v, width), v - 2, dtype=np.int32)  # padding: the root's row, read but masked
+    rows = np.arange(v)
+    node = np.arange(v)
+    # Walk every word up to the root at once; the step from `node` fills position depth[node] - 1.
+    while True:
+        going = node != root
+        if not going.any():
+            break
+        at = depth[node[going]] - 1
+        codes[rows[going], at] = bit[node[going]]
+        points[rows[going], at] = parent[node[going]] - v
+        node = np.where(going, parent[node].clip(min=0), node)
+    # Back from frequency order to word ids.
+    by_id = np.empty(v, dtype=np.int64)
+    by_id[order] = np.arange(v)
+    return HuffmanTree(codes[by_id], points[by_id], lengths_sorted[by_id].astype(np.int32))
+
+
+def _depths(parent: np.ndarray, root: int) -> np.ndarray:
+    """Depth of each node: inner nodes are made after their children, so go from the root down."""
+    depth = np.zeros(len(parent), dtype=np.int64)
+    for node in range(root - 1, -1, -1):
+        depth[node] = depth[parent[node]] + 1
+    return depth

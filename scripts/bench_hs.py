@@ -33,6 +33,7 @@ from w2v.config import W2VError, parse_config  # noqa: E402
 from w2v.corpus import open_corpus  # noqa: E402
 from w2v.evaluate import evaluate_vectors  # noqa: E402
 from w2v.token_ids import load_or_build  # noqa: E402
+from w2v.config import TrainConfig  # noqa: E402
 from w2v.train import run  # noqa: E402
 
 
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=5)
     parser.add_argument("--sample", type=float, default=1e-3)
     parser.add_argument("--min-count", type=int, default=5)
+    parser.add_argument("--lr", type=float, default=TrainConfig.lr,
+                        help="w2v's train.lr (default: the project's; gensim keeps alpha 0.025)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gensim workers = w2v threads")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 1..N; the table gives mean ± sd")
     parser.add_argument("--max-lines", type=int, default=None)

@@ -34,10 +34,11 @@ def test_torch_step_equals_autograd_sgd_step(model, make):
 
 
 @needs_c
+@pytest.mark.parametrize("dim", [8, 100])  # 100: one of the dimensions the kernel compiles as a constant
 @pytest.mark.parametrize("model,make", [("skipgram", skipgram_batch), ("cbow", cbow_batch)])
-def test_c_kernel_equals_autograd_one_example_at_a_time(model, make):
+def test_c_kernel_equals_autograd_one_example_at_a_time(model, make, dim):
     """The C kernel applies examples in order: the same as autograd SGD on batches of one."""
-    inp, out = tables()
+    inp, out = tables(dim=dim)
     dense = DenseBackend(inp, out)
     batch = make()
     loss_dense = sum(float(dense.train_step(make_objective(model), single(batch, i), lr=0.3)) for i in range(batch.size))
@@ -285,12 +286,13 @@ def small_chunk(n: int = 70, vocab: int = 12, window: int = 4, seed: int = 5):
 
 @needs_c
 @pytest.mark.parametrize("model", ["skipgram", "cbow"])
-def test_c_chunk_path_equals_the_reference_element_by_element(model):
+@pytest.mark.parametrize("dim", [8, 100])
+def test_c_chunk_path_equals_the_reference_element_by_element(model, dim):
     """w2v_train_chunk as training runs it (run_job, one thread, its own draw-ahead negatives) against
     reference_chunk: in-chunk lr decay, reduced windows, sentence bounds, the centre range, the negative
     stream and CBOW's add-back. Each of those, left out of the reference, breaks the match."""
     kernel = load_sgns()
-    vocab, dim, negative, seed, lr_from, lr_to = 12, 8, 5, 12345, 0.4, 0.05
+    vocab, negative, seed, lr_from, lr_to = 12, 5, 12345, 0.4, 0.05
     ids, sentence, reduced, centres = small_chunk(vocab=vocab)
     alias = kernel.build_alias(noise_distribution(np.arange(1, vocab + 1) ** 2))
     inp0 = (torch.rand(vocab, dim, generator=torch.Generator().manual_seed(0)) - 0.5)

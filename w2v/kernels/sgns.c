@@ -177,7 +177,7 @@ static inline __attribute__((always_inline)) double train_example_hs(
 }
 
 /* train_example_hs with the common dimensions as constants, so the compiler unrolls the row loops into
-   whole vector registers with no remainder loop: 1.5x fewer CPU-seconds for skip-gram at dim 100
+   whole vector registers with no remainder loop: about 1.26x fewer CPU-seconds for skip-gram at dim 100
    (measured against the same code with dim a variable, docs/performance.md). */
 static double train_path(const float *restrict hidden, float *restrict work, float *out, int64_t dim,
                          const Tree *tree, int64_t word, float lr, uint8_t *out_marks) {

@@ -353,7 +353,10 @@ int w2v_train_chunk(int cbow, float *in, float *out, int64_t dim, const int64_t 
        so a damaged id stream is an error, not a write outside the tables. One pass over n ids is noise
        next to training them. */
     for (int64_t i = 0; i < n; i++) if (ids[i] < 0 || ids[i] >= vocab) return -4;
-    if (centre_hi - centre_lo < 4L * BLOCK * threads) threads = 1; /* not worth a thread */
+    /* A thread needs at least a block of its own. train.log_every=auto keeps chunks to half a logging
+       interval (5,000 tokens on the sample), so the threshold must not leave those on one thread: at
+       4 blocks a thread it did, and the default run trained at half speed. */
+    if (centre_hi - centre_lo < (int64_t)BLOCK * threads) threads = 1;
     int64_t next_block = centre_lo;
     Job jobs[MAX_THREADS];
     pthread_t handles[MAX_THREADS];

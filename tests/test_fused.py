@@ -91,6 +91,17 @@ def test_a_chunk_trains_exactly_the_examples_batches_py_would_make(model, use_c)
     assert backend.output_weights().abs().sum() > 0
 
 
+def assert_topics_separate(backend, vocab: int, words_per_topic: int = 12) -> None:
+    """Words of one topic (ids 1.., words_per_topic a topic) are far more alike than words of two topics."""
+    vectors = torch.nn.functional.normalize(backend.input_weights()[1:], dim=1)
+    similarity = vectors @ vectors.T
+    topic = torch.arange(vocab - 1) // words_per_topic
+    same = topic[:, None] == topic[None, :]
+    off_diagonal = ~torch.eye(vocab - 1, dtype=torch.bool)
+    within, between = similarity[same & off_diagonal].mean(), similarity[~same].mean()
+    assert within - between > 0.4, (float(within), float(between))
+
+
 def topic_corpus(n_topics: int = 8, words_per_topic: int = 12, sentences: int = 3000, seed: int = 0):
     """Sentences each drawn from one topic's words: a word's neighbours are its topic-mates."""
     rng = np.random.default_rng(seed)
@@ -114,13 +125,7 @@ def test_fused_training_puts_topic_mates_together(model, use_c):
         for chunk in epoch_chunks(ids, bounds, keep_probability(counts, 0), 5, rng, chunk_tokens=20_000):
             lr = 0.025 * (1 - epoch / 2)
             backend.train_chunk(make_objective(model, 5, 5), chunk, lr, lr - 0.0125)
-    vectors = torch.nn.functional.normalize(backend.input_weights()[1:], dim=1)
-    similarity = vectors @ vectors.T
-    topic = torch.arange(vocab - 1) // 12
-    same = topic[:, None] == topic[None, :]
-    off_diagonal = ~torch.eye(vocab - 1, dtype=torch.bool)
-    within, between = similarity[same & off_diagonal].mean(), similarity[~same].mean()
-    assert within - between > 0.4, (float(within), float(between))
+    assert_topics_separate(backend, vocab)
 
 
 @needs_c
@@ -581,10 +586,4 @@ def test_hs_training_puts_topic_mates_together(model, use_c):
     # word's context is any of its 12 topic-mates (ln 12 = 2.48 an example).
     untrained = objective.tree.lengths[1:].mean() * np.log(2)
     assert float(loss) / examples < min(first, 0.6 * untrained), (float(loss) / examples, first, untrained)
-    vectors = torch.nn.functional.normalize(backend.input_weights()[1:], dim=1)
-    similarity = vectors @ vectors.T
-    topic = torch.arange(vocab - 1) // 12
-    same = topic[:, None] == topic[None, :]
-    off_diagonal = ~torch.eye(vocab - 1, dtype=torch.bool)
-    within, between = similarity[same & off_diagonal].mean(), similarity[~same].mean()
-    assert within - between > 0.4, (float(within), float(between))
+    assert_topics_separate(backend, vocab)

@@ -260,3 +260,41 @@ def test_killed_run_resumes_to_the_uninterrupted_result(uninterrupted, signum):
     want = KeyedVectors.load_word2vec_format(str(reference_dir / "vectors.bin"), binary=True)
     assert got.index_to_key == want.index_to_key
     assert np.allclose(got.vectors, want.vectors, atol=1e-4)
+
+
+def test_a_resumed_run_checkpoints_where_the_uninterrupted_run_does(one_torch_thread):
+    """Resumed from its 2nd word-count checkpoint, a run writes the 3rd, 4th, ... at the same steps.
+
+    Counting from the chunk's start instead of the saved step moved every later save one step early.
+    """
+    cfg = tiny_config("skipgram", "dense", batch_size=32)
+    ids, sentences, counts = toy_corpus()
+    cpu = torch.device("cpu")
+    objective = make_objective(cfg.model.name, cfg.model.window, cfg.model.negative)
+    policy = CheckpointPolicy(every_words=len(ids) // 7)
+
+    def run(resume=None):
+        backend = make_backend("dense", *init_tables(len(counts), 8, seed=1), cpu, BackendConfig("dense"))
+        saves = []
+
+        def save(loop_state):
+            saves.append({"loop": loop_state, "tables": {"input": backend.input_weights().clone(),
+                                                        "output": backend.output_weights().clone()},
+                          "optimizer": backend.optimizer.state_dict() if backend.optimizer is not None else None})
+
+        if resume is not None:
+            restore_backend(backend, resume, cfg.train.lr)
+        train(objective, cfg.train, cfg.vocab.sample, ids, sentences, counts, backend, cpu, show_progress=False,
+              resume=None if resume is None else resume["loop"],
+              checkpointing=Checkpointing(policy, save, StopRequest()))
+        return saves
+
+    def where(saves):
+        return [(s["loop"]["epoch"], s["loop"]["global_words"], s["loop"]["batches_done"]) for s in saves]
+
+    uninterrupted = run()
+    assert len(uninterrupted) >= 6
+    # the saves fall inside chunks, where the bug showed
+    assert any(s["loop"]["batches_done"] > 1 for s in uninterrupted[1:])
+    resumed = run(resume=uninterrupted[1])
+    assert where(resumed) == where(uninterrupted)[2:]

@@ -248,6 +248,10 @@ def train(objective: Objective, train_cfg: TrainConfig, sample: float, ids: np.n
                 if not plan[:, 0].any():
                     break  # every shard is done with this epoch
                 n_steps, chunk_words = int(plan[:, 1].max()), int(plan[:, 2].sum())
+                if skip_steps:
+                    # A resumed run: its checkpoint was written after step skip_steps of this chunk, not at
+                    # the chunk's start, so the next save (and evaluation) counts from there, as it would have.
+                    words_at_last_save = words_at_eval = words_done + skip_steps / n_steps * chunk_words
                 for k in range(skip_steps, n_steps):
                     words_before = words_done + k / n_steps * chunk_words
                     words_now = words_done + (k + 1) / n_steps * chunk_words

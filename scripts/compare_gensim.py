@@ -43,7 +43,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 
 from w2v.atomic import write_report  # noqa: E402
-from w2v.config import TrainConfig, W2VError, parse_config  # noqa: E402
+from w2v.config import TrainConfig, VocabConfig, W2VError, parse_config  # noqa: E402
 from w2v.corpus import open_corpus  # noqa: E402
 from w2v.evaluate import evaluate_vectors  # noqa: E402
 from w2v.token_ids import load_or_build  # noqa: E402
@@ -61,7 +61,8 @@ def run_config(args, model: str, backend: str) -> dict:
         "model": {"name": model, "dim": args.dim, "window": args.window, "negative": args.negative,
                   "init_range": args.init_range},
         "backend": {"name": backend}, "data": {**data, "max_lines": args.max_lines},
-        "vocab": {"min_count": args.min_count, "max_size": None, "sample": args.sample},
+        "vocab": {"min_count": args.min_count, "max_size": None, "sample": args.sample,
+                  "pre_tokenizer": args.pre_tokenizer},
         "train": {"epochs": args.epochs, "lr": args.lr, "min_lr": 0.0001, "batch_size": args.batch_size,
                   "device": args.device, "threads": args.workers, "seed": args.seed, "log_every": 1_000_000},
         "export": {"text": False, "projector_words": 0}, "evaluate": True, "cache_dir": args.cache_dir,
@@ -142,7 +143,7 @@ def w2v_command(paths: list[str], model: str, args, run_dir: Path, cache_dir: Pa
     if not defaults:
         command += [f"model.dim={args.dim}", f"model.window={args.window}", f"model.negative={args.negative}",
                     f"vocab.sample={args.sample}", f"vocab.min_count={args.min_count}",
-                    f"train.threads={args.workers}"]
+                    f"vocab.pre_tokenizer={args.pre_tokenizer}", f"train.threads={args.workers}"]
     return command
 
 
@@ -217,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init-range", type=float, default=1.0,
                         help="w2v model.init_range; 1.0 = the project default and gensim 4's +-1/dim (word2vec.c: 0.5)")
     parser.add_argument("--min-count", type=int, default=5)
+    parser.add_argument("--pre-tokenizer", choices=["punct", "whitespace"], default=VocabConfig.pre_tokenizer,
+                        help="w2v's vocab.pre_tokenizer; gensim is fed the same tokens either way")
     parser.add_argument("--lr", type=float, default=TrainConfig.lr, help="w2v's train.lr (gensim keeps alpha 0.025)")
     parser.add_argument("--batch-size", type=int, default=1024, help="for the batched backends (and fused on a GPU)")
     parser.add_argument("--device", default="cpu", help="w2v's train.device: cpu | cuda | auto")

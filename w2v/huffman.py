@@ -81,7 +81,11 @@ def build_huffman(counts: np.ndarray) -> HuffmanTree:
     """The tree over a vocabulary's counts (V,); words with count 0 get the longest codes."""
     counts = np.asarray(counts, dtype=np.int64)
     v = len(counts)
-    order = np.argsort(-counts, kind="stable")  # most frequent first; ties keep id order
+    # Most frequent first; ties keep id order, which w2v/encode.py numbers in first-seen order (rare words
+    # first seen together become siblings). gensim's heap scrambles ties instead: measured, neither order
+    # is better, but the choice among these equally short trees moves single quality figures by more than
+    # the seed spread (docs/performance.md, "Hierarchical softmax").
+    order = np.argsort(-counts, kind="stable")
     parent, bit = merge_parents(counts[order])
     if v < 2:  # a single word needs no decision
         empty = np.zeros((v, 0))

@@ -121,6 +121,8 @@ def test_second_run_into_a_used_run_dir(tmp_path, tiny_corpus):
     assert json.loads((run_dir / "metrics.json").read_text())["vocab_size"] > 0
     assert (run_dir / "vectors.bin").read_bytes() != vectors
     assert (run_dir / "vectors.bin").read_bytes().split(b"\n", 1)[0].endswith(b" 12")
+    log = (run_dir / "train.log").read_text()
+    assert log.count("raw words in") == 1 and "nothing to resume" not in log  # the replaced runs' lines are gone
 
 
 def test_a_report_is_its_table_and_a_csv_of_every_rows_keys(tmp_path):

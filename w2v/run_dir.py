@@ -45,7 +45,13 @@ def refuse_before_hydra(argv: list[str], outputs: tuple[str, ...] = TRAIN_OUTPUT
     if not isinstance(run_dir, str) or not run_dir or "${" in run_dir:  # an interpolation: Hydra resolves it
         return
     resuming = resumable and asks_to_resume(values.get("train.resume"))
-    check_run_dir(Path(run_dir), outputs, resuming, parse_overwrite(values.get("overwrite")), resumable)
+    overwrite = parse_overwrite(values.get("overwrite"))
+    found = check_run_dir(Path(run_dir), outputs, resuming, overwrite, resumable)
+    if found and overwrite and not resuming:
+        # Hydra appends its job log (train.log) to an existing one: the replaced run's lines would stay on top
+        # of the new run's. Removed before Hydra opens it; a resumed run keeps appending to its own.
+        for log in Path(run_dir).glob("*.log"):
+            log.unlink(missing_ok=True)
 
 
 def remove_stale_temp_files(run_dir: Path, outputs: tuple[str, ...] = TRAIN_OUTPUTS) -> list[str]:

@@ -213,8 +213,10 @@ def child_prepare(args) -> dict:
 
     token_ids.number_corpus, Numbering.close = timed_number_corpus, measured_close
     started, cache = time.perf_counter(), Path(args.cache)
-    corpus = open_corpus(DataConfig(kind="files", paths=[args.child]), cache)
-    ids = token_ids.load_or_build(corpus, VocabConfig(min_count=5), cache, show_progress=False, log=lambda m: None)
+    # --repeat k: the file k times over as one corpus, min_count k times 5: the same distinct words and vocabulary.
+    corpus = open_corpus(DataConfig(kind="files", paths=[args.child] * args.repeat), cache)
+    ids = token_ids.load_or_build(corpus, VocabConfig(min_count=5 * args.repeat), cache, show_progress=False,
+                                  log=lambda m: None)
     ended, ended_cpu = time.perf_counter(), cpu_seconds()
     return {"setup_s": marks["text_start"] - started, "text_s": marks["text_end"] - marks["text_start"],
             "text_cpu": marks["text_cpu1"] - marks["text_cpu0"], "final_s": ended - marks["text_end"],
@@ -369,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=["prepare", "train", "tokenizer"], help=argparse.SUPPRESS)
     parser.add_argument("--cache", help=argparse.SUPPRESS)
+    parser.add_argument("--repeat", type=int, default=1, help=argparse.SUPPRESS)  # scripts/bench_scaling_checks.py
     args = parser.parse_args(argv)
     if args.child:
         if args.mode == "tokenizer":

@@ -28,19 +28,22 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
 from .config import PhrasesConfig, VocabConfig
-from .continued import EarlierRun, extend_vocabulary
 from .errors import W2VError
 from .corpus import Corpus
 from .encode import LINE_END_ID, number_corpus, write_final_ids
 from .kernels import load_phrases, load_words
 from .phrases import RULES_VERSION, join_phrases
 from .vocab import TOKENIZER_VERSION, tokenizer_for_vocab
+
+if TYPE_CHECKING:  # w2v/continued.py imports torch: 130 MB and about a second the text pass does not need
+    from .continued import EarlierRun
 
 
 @dataclass
@@ -190,6 +193,8 @@ def _encode_to_disk(corpus: Corpus, vocab: VocabConfig, folder: Path, show_progr
             final_of[chosen] = np.arange(1, len(chosen) + 1, dtype=np.int32)  # id 0 is [UNK]
             known, vocab_size = {}, len(chosen) + 1
         else:
+            from .continued import extend_vocabulary
+
             final_of, chosen = extend_vocabulary(provisional, base.words, vocab.min_count, vocab.max_size)
             known, vocab_size = dict(base.words), base.vocab_size + len(chosen)  # chosen: the new words
         tokens, sentences = write_final_ids(provisional, final_of, folder / "ids.int32", folder / "sentences.npy")

@@ -85,8 +85,9 @@ class PackedWords:
         return len(self.starts) - 1
 
     def _pieces_of(self, ids: np.ndarray, piece: int) -> Iterator[bytes]:
-        """The bytes of the given words, each with its space, in that order, a million words at a time (so no
-        index array grows with them all)."""
+        """The bytes of the given words, each with its space, in that order, `piece` words at a time: the byte
+        positions take 16 bytes a byte while they are made (64k words: 8 MB; a million: 130 MB, which set
+        the vocabulary phase's peak at 10x bench_scaling.py), and no index array grows with them all."""
         data = np.frombuffer(self.text, dtype=np.uint8)
         for lo in range(0, len(ids), piece):
             part = np.asarray(ids[lo:lo + piece], dtype=np.int64)
@@ -96,14 +97,14 @@ class PackedWords:
             positions = np.repeat(starts - first, lengths) + np.arange(int(lengths.sum()))
             yield data[positions].tobytes()
 
-    def select(self, ids: np.ndarray, piece: int = 1 << 20) -> list[str]:
+    def select(self, ids: np.ndarray, piece: int = 1 << 16) -> list[str]:
         """The words of the given ids, in that order."""
         found = []
         for text in self._pieces_of(ids, piece):
             found += text.decode("utf-8", "surrogatepass").split(" ")[:-1]
         return found
 
-    def subset(self, ids: np.ndarray, piece: int = 1 << 20) -> PackedWords:
+    def subset(self, ids: np.ndarray, piece: int = 1 << 16) -> PackedWords:
         """The words of the given ids, in that order, packed on their own: a copy of their bytes only, so that
         the rest (every distinct word of a corpus) can be freed before any of them becomes a Python string."""
         ids = np.asarray(ids, dtype=np.int64)

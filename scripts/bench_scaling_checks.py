@@ -2,6 +2,8 @@
 
     python scripts/bench_scaling_checks.py                         # gensim at 1x 10x, the 1x corpus x1 x10 x50
     python scripts/bench_scaling_checks.py --gensim-scales 1 10 50 --repeats 1 10
+    python scripts/bench_scaling_checks.py --gensim-scales --with-rows outputs/bench_scaling/bench_scaling_checks.csv
+                                                           # the repeats again, gensim's rows kept
     python scripts/bench_scaling_checks.py --base-words 200000 --gensim-scales 1 2 --repeats 1 2   # smoke test
 
 1. gensim on the same Zipf files as bench_scaling.py (made by it; --data): skip-gram, dim 100, window 5,
@@ -34,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scaling import DIM, MIB, REPO, PeakSampler, cpu_seconds, zipf_corpus  # noqa: E402
+from bench_scaling import DIM, MIB, REPO, PeakSampler, cpu_seconds, read_rows, zipf_corpus  # noqa: E402
 
 GENSIM_PHASES = [("text", "text pass (scan_vocab)"), ("vocab", "vocabulary (prepare_vocab)"),
                  ("tables", "tables (prepare_weights)"), ("train", "training, 1 epoch")]
@@ -100,8 +102,10 @@ def table(rows: list[dict], phases: list[tuple[str, str]], label: str, extra: di
                          f"{r[p + '_cpu_per_m']:.3f} | {r[p + '_cpu_per_m'] / base:.2f}x | {r[p + '_anon']:,.0f} |"
                          + cells)
         spread = max(r[p + "_cpu_per_m"] for r in rows) / min(r[p + "_cpu_per_m"] for r in rows)
+        growth = max(r[p + "_cpu_per_m"] for r in rows) / base  # a cost per word that falls is still O(words)
         verdicts.append(f"- {name}: CPU s / M max/min {spread:.2f} (linear within 15%: "
-                        f"{'yes' if spread <= 1.15 else 'NO'})")
+                        f"{'yes' if spread <= 1.15 else 'NO'}); largest against the first {growth:.2f} "
+                        f"(grows by at most 15%: {'yes' if growth <= 1.15 else 'NO'})")
     return lines + [""] + verdicts
 
 
@@ -115,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="gensim's worker threads")
     parser.add_argument("--data", default=str(REPO / "data" / "big" / "zipf"))
     parser.add_argument("--out", default=str(REPO / "outputs" / "bench_scaling"))
+    parser.add_argument("--with-rows", help="bench_scaling_checks.csv of an earlier run: its rows that this run does "
+                                            "not measure again join the report")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -125,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     data.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     report = []
-    gensim_rows, repeat_rows = [], []
+    earlier = read_rows(Path(args.with_rows)) if args.with_rows else []
+    measured = {("gensim", f"{scale}x") for scale in args.gensim_scales} | {("repeat", f"1x read {k} times")
+                                                                              for k in args.repeats}
+    kept = [row for row in earlier if (row["check"], row["size"]) not in measured]
+    gensim_rows, repeat_rows = [r for r in kept if r["check"] == "gensim"], [r for r in kept if r["check"] == "repeat"]
     for scale in args.gensim_scales:
         corpus = zipf_corpus(data, args.base_words * scale, args.ranks, args.seed)
         row = {"check": "gensim", "size": f"{scale}x", "load_before": os.getloadavg()[0]}
@@ -153,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         repeat_rows.append(row)
         print(f"  1x read {k} times: " + ", ".join(f"{p} {row[p + '_cpu']:.1f} CPU s {row[p + '_anon']:,.0f} MiB"
                                                  for p, _ in REPEAT_PHASES), flush=True)
+    gensim_rows.sort(key=lambda r: r["words"])
+    repeat_rows.sort(key=lambda r: r["words"])
     if gensim_rows:
         report += [f"gensim {__import__('gensim').__version__}, skip-gram, dim {DIM}, window 5, negative 5, sample "
                    f"1e-3, min_count 5, {args.workers} workers, 1 epoch, LineSentence; {os.cpu_count()} cores. CPU s / M:"

@@ -2,6 +2,8 @@
 
     python scripts/bench_scaling.py                                   # 1x 10x 50x of 5.5M words (50x: ~1.8 GB text)
     python scripts/bench_scaling.py --base-words 200000 --scales 1 2  # smoke test, seconds
+    python scripts/bench_scaling.py --scales 1 10 --runs 3 --skip-train --with-rows docs/data/bench_scaling.csv
+                          # the first two phases again at 1x and 10x, medians of 3 cold runs; 50x and training kept
 
 The corpus is generated: word ranks r = floor(V ** u), u uniform, so p(r) ~ 1/r up to V (50M),
 written as "w<rank>", 25 words a line. Its long tail grows the vocabulary with the corpus as real
@@ -280,6 +282,16 @@ def in_child(mode: str, corpus: Path, cache: Path, max_size: int | None = None) 
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def median_row(runs: list[dict]) -> dict:
+    """Each measured number's median over runs of the same phase, and the spread of the two phases' CPU seconds:
+    at 1x the vocabulary phase is a fifth of a CPU second, so one run's ratio to it carries the load's noise."""
+    row = {key: float(np.median([r[key] for r in runs])) if isinstance(runs[0][key], float) else runs[0][key]
+           for key in runs[0]}
+    for key in ("text_cpu", "final_cpu"):
+        row[key + "_min"], row[key + "_max"] = min(r[key] for r in runs), max(r[key] for r in runs)
+    return {**row, "prepare_runs": len(runs)}
+
+
 def own_growth(row: dict, phase: str) -> float:
     """MiB of the phase's peak that grow with the vocabulary or the distinct words (see the module docstring)."""
     distinct, vocab = row["distinct"] + 1, row["vocab"] + 1
@@ -364,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
                                             "report, before this run's (to run the largest scale on its own)")
     parser.add_argument("--skip-train", action="store_true",
                         help="only the text and vocabulary phases (with --with-rows: training from the earlier rows)")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="cold runs of the text and vocabulary phases per scale; the report gives each number's "
+                             "median (and the CPU seconds' range in the CSV)")
     parser.add_argument("--cap-vocab", action="store_true",
                         help="also train each larger scale with its vocabulary capped at 1x's size (vocab.max_size): "
                              "how training time grows with the corpus alone, the tables' size fixed")
@@ -409,7 +424,11 @@ def main(argv: list[str] | None = None) -> int:
             row.setdefault("train_load_before", earlier[scale]["load_before"])
             row.setdefault("train_load_after", earlier[scale]["load_after"])
         try:
-            row.update(in_child("prepare", corpus, cache))
+            prepared = []
+            for _ in range(args.runs):
+                shutil.rmtree(cache, ignore_errors=True)  # each run cold; the last one's cache stays for training
+                prepared.append(in_child("prepare", corpus, cache))
+            row.update(median_row(prepared))
             if not args.skip_train:
                 row.update(in_child("train", corpus, cache))
             if args.cap_vocab and not args.skip_train:

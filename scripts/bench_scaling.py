@@ -2,6 +2,8 @@
 
     python scripts/bench_scaling.py                                   # 1x 10x 50x of 5.5M words (50x: ~1.8 GB text)
     python scripts/bench_scaling.py --base-words 200000 --scales 1 2  # smoke test, seconds
+    python scripts/bench_scaling.py --scales 1 10 --runs 3 --skip-train --with-rows docs/data/bench_scaling.csv
+                          # the first two phases again at 1x and 10x, medians of 3 cold runs; 50x and training kept
 
 The corpus is generated: word ranks r = floor(V ** u), u uniform, so p(r) ~ 1/r up to V (50M),
 written as "w<rank>", 25 words a line. Its long tail grows the vocabulary with the corpus as real
@@ -213,8 +215,10 @@ def child_prepare(args) -> dict:
 
     token_ids.number_corpus, Numbering.close = timed_number_corpus, measured_close
     started, cache = time.perf_counter(), Path(args.cache)
-    corpus = open_corpus(DataConfig(kind="files", paths=[args.child]), cache)
-    ids = token_ids.load_or_build(corpus, VocabConfig(min_count=5), cache, show_progress=False, log=lambda m: None)
+    # --repeat k: the file k times over as one corpus, min_count k times 5: the same distinct words and vocabulary.
+    corpus = open_corpus(DataConfig(kind="files", paths=[args.child] * args.repeat), cache)
+    ids = token_ids.load_or_build(corpus, VocabConfig(min_count=5 * args.repeat), cache, show_progress=False,
+                                  log=lambda m: None)
     ended, ended_cpu = time.perf_counter(), cpu_seconds()
     return {"setup_s": marks["text_start"] - started, "text_s": marks["text_end"] - marks["text_start"],
             "text_cpu": marks["text_cpu1"] - marks["text_cpu0"], "final_s": ended - marks["text_end"],
@@ -276,6 +280,16 @@ def in_child(mode: str, corpus: Path, cache: Path, max_size: int | None = None) 
     result = subprocess.run(command + (["--max-size", str(max_size)] if max_size else []), check=True,
                             stdout=subprocess.PIPE, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def median_row(runs: list[dict]) -> dict:
+    """Each measured number's median over runs of the same phase, and the spread of the two phases' CPU seconds:
+    at 1x the vocabulary phase is a fifth of a CPU second, so one run's ratio to it carries the load's noise."""
+    row = {key: float(np.median([r[key] for r in runs])) if isinstance(runs[0][key], float) else runs[0][key]
+           for key in runs[0]}
+    for key in ("text_cpu", "final_cpu"):
+        row[key + "_min"], row[key + "_max"] = min(r[key] for r in runs), max(r[key] for r in runs)
+    return {**row, "prepare_runs": len(runs)}
 
 
 def own_growth(row: dict, phase: str) -> float:
@@ -362,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
                                             "report, before this run's (to run the largest scale on its own)")
     parser.add_argument("--skip-train", action="store_true",
                         help="only the text and vocabulary phases (with --with-rows: training from the earlier rows)")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="cold runs of the text and vocabulary phases per scale; the report gives each number's "
+                             "median (and the CPU seconds' range in the CSV)")
     parser.add_argument("--cap-vocab", action="store_true",
                         help="also train each larger scale with its vocabulary capped at 1x's size (vocab.max_size): "
                              "how training time grows with the corpus alone, the tables' size fixed")
@@ -369,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=["prepare", "train", "tokenizer"], help=argparse.SUPPRESS)
     parser.add_argument("--cache", help=argparse.SUPPRESS)
+    parser.add_argument("--repeat", type=int, default=1, help=argparse.SUPPRESS)  # scripts/bench_scaling_checks.py
     args = parser.parse_args(argv)
     if args.child:
         if args.mode == "tokenizer":
@@ -406,7 +424,11 @@ def main(argv: list[str] | None = None) -> int:
             row.setdefault("train_load_before", earlier[scale]["load_before"])
             row.setdefault("train_load_after", earlier[scale]["load_after"])
         try:
-            row.update(in_child("prepare", corpus, cache))
+            prepared = []
+            for _ in range(args.runs):
+                shutil.rmtree(cache, ignore_errors=True)  # each run cold; the last one's cache stays for training
+                prepared.append(in_child("prepare", corpus, cache))
+            row.update(median_row(prepared))
             if not args.skip_train:
                 row.update(in_child("train", corpus, cache))
             if args.cap_vocab and not args.skip_train:

@@ -85,3 +85,23 @@ def test_final_ids_and_sentence_offsets_do_not_depend_on_the_piece_size(tmp_path
     assert offsets.dtype == np.int64 and offsets.tolist() == np.cumsum([0] + [len(k) for k in lines]).tolist()
     assert (tokens, n_sentences) == (offsets[-1], len(lines)) and provisional_ids[-1] != LINE_END_ID
     assert not (tmp_path / "s.npy.raw").exists()
+
+
+def test_encoding_a_corpus_does_not_import_torch(tmp_path):
+    """The text pass and the vocabulary need no torch: importing it costs about 130 MB and a second, which
+    the preprocessing measurements (scripts/bench_scaling.py) would count as the pass's own."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a b c a b\n" * 10)
+    code = ("import sys; from pathlib import Path; from w2v.config import DataConfig, VocabConfig; "
+            "from w2v.corpus import open_corpus; from w2v.token_ids import load_or_build; "
+            f"c = Path({str(tmp_path)!r}); "
+            f"ids = load_or_build(open_corpus(DataConfig(kind='files', paths=[{str(corpus)!r}]), c), "
+            "VocabConfig(min_count=1), c, show_progress=False, log=lambda m: None); "
+            "print(ids.vocab_size, 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.stdout.split() == ["4", "False"]

@@ -167,3 +167,8 @@ def test_packed_words_select_any_ids_in_any_order():
     ids = np.array([7, 0, 2, 2, 57, 3, 4, 1, 30])
     assert packed.select(ids, piece=4) == [words[i] for i in ids]
     assert packed.select(np.array([], dtype=np.int64)) == []
+    subset = packed.subset(ids, piece=4)  # its own bytes: the words kept once the rest is freed
+    assert len(subset) == len(ids) and subset.tolist() == [words[i] for i in ids]
+    assert subset.select(np.array([8, 1])) == [words[30], words[0]]
+    assert len(subset.text) < len(packed.text)
+    assert len(packed.subset(np.array([], dtype=np.int64))) == 0

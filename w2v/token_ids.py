@@ -28,19 +28,22 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
 from .config import PhrasesConfig, VocabConfig
-from .continued import EarlierRun, extend_vocabulary
 from .errors import W2VError
 from .corpus import Corpus
 from .encode import LINE_END_ID, number_corpus, write_final_ids
 from .kernels import load_phrases, load_words
 from .phrases import RULES_VERSION, join_phrases
 from .vocab import TOKENIZER_VERSION, tokenizer_for_vocab
+
+if TYPE_CHECKING:  # w2v/continued.py imports torch: 130 MB and about a second the text pass does not need
+    from .continued import EarlierRun
 
 
 @dataclass
@@ -101,8 +104,10 @@ def id_range(ids: np.ndarray, piece: int = 1 << 24) -> tuple[int, int]:
     return lo, hi
 
 
-def rising(offsets: np.ndarray, piece: int = 1 << 24) -> bool:
-    """True when no offset is below the one before it; in pieces, so a memmap is not read into memory at once."""
+def rising(offsets: np.ndarray, piece: int = 1 << 20) -> bool:
+    """True when no offset is below the one before it; in pieces, so a memmap is not read into memory at once.
+    A piece's differences are a copy, 8 bytes an offset: 1M lines, 8 MB (16M lines took 128 MB, which
+    grew the vocabulary phase's peak by 61 MB at 11M lines)."""
     return all(not (np.diff(offsets[start:start + piece + 1]) < 0).any() for start in range(0, len(offsets), piece))
 
 
@@ -190,6 +195,8 @@ def _encode_to_disk(corpus: Corpus, vocab: VocabConfig, folder: Path, show_progr
             final_of[chosen] = np.arange(1, len(chosen) + 1, dtype=np.int32)  # id 0 is [UNK]
             known, vocab_size = {}, len(chosen) + 1
         else:
+            from .continued import extend_vocabulary
+
             final_of, chosen = extend_vocabulary(provisional, base.words, vocab.min_count, vocab.max_size)
             known, vocab_size = dict(base.words), base.vocab_size + len(chosen)  # chosen: the new words
         tokens, sentences = write_final_ids(provisional, final_of, folder / "ids.int32", folder / "sentences.npy")
@@ -200,11 +207,14 @@ def _encode_to_disk(corpus: Corpus, vocab: VocabConfig, folder: Path, show_progr
     counts[final_of[counted]] = provisional.counts[counted]
     # Taken in provisional-id order, the words' bytes are read front to back (0.5 -> 0.3 s for 776k of 10M).
     in_text_order = np.sort(chosen)
-    words = known
-    words.update(zip(provisional.words.select(in_text_order), final_of[in_text_order].tolist()))
+    chosen_words, chosen_ids = provisional.words.subset(in_text_order), final_of[in_text_order]
     # Every distinct word's bytes, offsets and counts, and the id map (800 MB for 27M distinct words) go
-    # before the tokenizer is built, so that the two never add up.
+    # before the chosen words become Python strings (about 130 bytes each with the dict: 100 MB at 776k)
+    # and the tokenizer is built, so that the two never add up.
     del provisional, final_of, chosen, in_text_order, counted
+    words = known
+    words.update(zip(chosen_words.tolist(), chosen_ids.tolist()))
+    del chosen_words, chosen_ids
     tokenizer = tokenizer_for_vocab(words, vocab.pre_tokenizer)
     np.save(folder / "counts.npy", counts)
     meta = {"tokens": tokens, "sentences": sentences, "vocab_size": len(counts),

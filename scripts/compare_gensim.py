@@ -62,7 +62,7 @@ def run_config(args, model: str, backend: str) -> dict:
                   "init_range": args.init_range},
         "backend": {"name": backend}, "data": {**data, "max_lines": args.max_lines},
         "vocab": {"min_count": args.min_count, "max_size": None, "sample": args.sample,
-                  "pre_tokenizer": args.pre_tokenizer},
+                  "pre_tokenizer": getattr(args, "pre_tokenizer", VocabConfig.pre_tokenizer)},  # bench_hs reuses this
         "train": {"epochs": args.epochs, "lr": args.lr, "min_lr": 0.0001, "batch_size": args.batch_size,
                   "device": args.device, "threads": args.workers, "seed": args.seed, "log_every": 1_000_000},
         "export": {"text": False, "projector_words": 0}, "evaluate": True, "cache_dir": args.cache_dir,

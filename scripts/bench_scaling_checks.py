@@ -109,6 +109,11 @@ def table(rows: list[dict], phases: list[tuple[str, str]], label: str, extra: di
     return lines + [""] + verdicts
 
 
+def print_row(label: str, row: dict, phases) -> None:
+    print(f"  {label}: " + ", ".join(f"{p} {row[p + '_cpu']:.1f} CPU s {row[p + '_anon']:,.0f} MiB" for p, _ in phases),
+          flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gensim-scales", type=int, nargs="*", default=[1, 10])
@@ -143,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         row["load_after"] = os.getloadavg()[0]
         per_million(row, GENSIM_PHASES)
         gensim_rows.append(row)
-        print(f"  gensim {scale}x: " + ", ".join(f"{p} {row[p + '_cpu']:.1f} CPU s {row[p + '_anon']:,.0f} MiB"
-                                                 for p, _ in GENSIM_PHASES), flush=True)
+        print_row(f"gensim {scale}x", row, GENSIM_PHASES)
     if args.repeats:
         corpus = zipf_corpus(data, args.base_words, args.ranks, args.seed)
     for k in args.repeats:
@@ -161,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         row.update(load_after=os.getloadavg()[0], words=args.base_words * k)
         per_million(row, REPEAT_PHASES)
         repeat_rows.append(row)
-        print(f"  1x read {k} times: " + ", ".join(f"{p} {row[p + '_cpu']:.1f} CPU s {row[p + '_anon']:,.0f} MiB"
-                                                 for p, _ in REPEAT_PHASES), flush=True)
+        print_row(f"1x read {k} times", row, REPEAT_PHASES)
     gensim_rows.sort(key=lambda r: r["words"])
     repeat_rows.sort(key=lambda r: r["words"])
     if gensim_rows:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import re
 import sys
 from pathlib import Path
@@ -112,15 +113,28 @@ def wordnet_senses(path: Path):
     yield from senses(entry)
 
 
+def first_words(paragraphs, limit: int):
+    """The paragraphs until `limit` words have been given (the last one whole)."""
+    words = 0
+    for p in paragraphs:
+        if words >= limit:
+            return
+        words += len(p.split())
+        yield p
+
+
 def dictionary_paragraphs(limit: int):
     """GCIDE's paragraphs, then WordNet's senses, until `limit` words."""
-    words = 0
-    for source in (gcide_paragraphs(GCIDE), wordnet_senses(WORDNET)):
-        for p in source:
-            if words >= limit:
-                return
-            words += len(p.split())
-            yield p
+    return first_words(itertools.chain(gcide_paragraphs(GCIDE), wordnet_senses(WORDNET)), limit)
+
+
+def sources_missing(paths, packages: str) -> bool:
+    """True (after saying which, and what to install) when any of the source paths is not there."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        print(f"error: {', '.join(missing)} not found; install them first: apt-get install -y {packages}",
+              file=sys.stderr)
+    return bool(missing)
 
 
 def text8_clean(text: str) -> str:
@@ -142,10 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(REPO / "data" / "big"), help="output folder")
     args = parser.parse_args(argv)
-    missing = [str(p) for p in (GCIDE, WORDNET, KERNEL_DOCS, PYTHON_DOCS, FOLDOC) if not p.exists()]
-    if missing:
-        print(f"error: {', '.join(missing)} not found; install them first: apt-get install -y {PACKAGES}",
-              file=sys.stderr)
+    if sources_missing((GCIDE, WORDNET, KERNEL_DOCS, PYTHON_DOCS, FOLDOC), PACKAGES):
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

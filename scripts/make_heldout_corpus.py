@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from make_corpora import paragraphs, write_lines  # noqa: E402
+from make_corpora import first_words, paragraphs, sources_missing, write_lines  # noqa: E402
 
 PERL_POD = Path("/usr/share/perl/5.36/pod")
 POSTGRES_HTML = Path("/usr/share/doc/postgresql-doc-15/html")
@@ -179,23 +179,11 @@ def manuals_paragraphs():
             yield from man_paragraphs(path)
 
 
-def first_words(paragraphs, limit: int):
-    words = 0
-    for p in paragraphs:
-        if words >= limit:
-            return
-        words += len(p.split())
-        yield p
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(REPO / "data" / "big"), help="output folder")
     args = parser.parse_args(argv)
-    missing = [str(p) for p in (PERL_POD, POSTGRES_HTML, GIT_DOCS, JARGON, DEVIL, FORTUNES, INFO / "emacs") if not p.exists()]
-    if missing:
-        print(f"error: {', '.join(missing)} not found; install them first: apt-get install -y {PACKAGES}",
-              file=sys.stderr)
+    if sources_missing((PERL_POD, POSTGRES_HTML, GIT_DOCS, JARGON, DEVIL, FORTUNES, INFO / "emacs"), PACKAGES):
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

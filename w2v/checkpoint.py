@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from .atomic import atomic_path
-from .config import RunConfig
+from .config import RunConfig, is_count
 from .errors import W2VError, first_line
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -39,7 +39,7 @@ class CheckpointPolicy:
         """train.checkpoint_every: null, a number of words (1000000) or minutes ("30min")."""
         if value is None or value is False:
             return cls()
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        if is_count(value):
             return cls(every_words=value)
         if isinstance(value, str):
             if value.strip().isdigit() and int(value) >= 1:

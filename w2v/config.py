@@ -224,11 +224,16 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
                      evaluate=bool(cfg.get("evaluate", True)), cache_dir=str(cfg.get("cache_dir", "data/cache")))
 
 
+def is_count(value: Any) -> bool:
+    """An int >= 1 (a bool is not one, though Python says it is an int)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def parse_log_every(value: Any) -> int | str:
     """train.log_every: a number of corpus words, or auto (null too: about an epoch's words / 50, trainer.py)."""
     if value is None or value == "auto":
         return "auto"
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+    if is_count(value):
         return value
     raise W2VError(f"train.log_every must be auto or a number of corpus words >= 1, got {value!r}")
 
@@ -239,7 +244,7 @@ def parse_eval_every(value: Any) -> int | str | None:
         return None
     if value == "epoch":
         return value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+    if is_count(value):
         return value
     raise W2VError(f"train.eval_every must be epoch, a number of corpus words, or 0 / null to turn it off; "
                    f"got {value!r}")

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .checkpoint import save_atomically
-from .encode import LINE_END_ID, ProvisionalIds
+from .encode import LINE_END_ID, ProvisionalIds, choose_vocabulary
 from .errors import W2VError, first_line
 from .vocab import UNK
 
@@ -131,9 +131,8 @@ def extend_vocabulary(provisional: ProvisionalIds, known: dict[str, int], min_co
         words = provisional.words.select(np.arange(lo, hi))
         final_of[lo:hi] = np.fromiter((known.get(w, -1) for w in words), dtype=np.int32, count=hi - lo)
     final_of[LINE_END_ID] = -1
-    candidates = np.flatnonzero((provisional.counts >= min_count) & (final_of < 0))
-    candidates = candidates[candidates != LINE_END_ID]
-    new = candidates[np.argsort(-provisional.counts[candidates], kind="stable")]
+    # Known words are not candidates: they keep their ids (min_count >= 1, so a count of 0 never qualifies).
+    new = choose_vocabulary(np.where(final_of < 0, provisional.counts, 0), min_count, None)
     if max_size is not None:
         new = new[:max(0, max_size - len(known))]
     final_of[new] = np.arange(len(known) + 1, len(known) + 1 + len(new), dtype=np.int32)

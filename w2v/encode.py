@@ -253,6 +253,17 @@ def _numbered(blocks: Iterable[str], pre_tokenizer: str, workers: int) -> Iterat
     return _in_order(_number_block, blocks, pre_tokenizer, None, workers)
 
 
+def choose_vocabulary(counts: np.ndarray, min_count: int, max_size: int | None) -> np.ndarray:
+    """Provisional ids of the vocabulary, most frequent first (ties: first seen first).
+
+    counts: (n,) int64 per provisional id; id 0 (line ends) never qualifies.
+    """
+    candidates = np.flatnonzero(counts >= min_count)
+    candidates = candidates[candidates != LINE_END_ID]
+    order = candidates[np.argsort(-counts[candidates], kind="stable")]
+    return order[:max_size] if max_size else order
+
+
 def write_final_ids(provisional: ProvisionalIds, final_of: np.ndarray, ids_path: Path, sentences_path: Path,
                     piece: int = 1 << 20) -> tuple[int, int]:
     """Map provisional ids to final ones into ids_path, dropping ids mapped to < 0 (rare words), and write

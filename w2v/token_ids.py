@@ -37,7 +37,7 @@ from tqdm import tqdm
 from .config import PhrasesConfig, VocabConfig
 from .errors import W2VError
 from .corpus import Corpus
-from .encode import LINE_END_ID, number_corpus, write_final_ids
+from .encode import ProvisionalIds, choose_vocabulary, number_corpus, write_final_ids
 from .kernels import load_phrases, load_words
 from .phrases import RULES_VERSION, join_phrases
 from .vocab import TOKENIZER_VERSION, tokenizer_for_vocab
@@ -158,15 +158,21 @@ def open_cache(folder: Path, tokenizer: Tokenizer | None = None) -> tuple[dict, 
     return meta, ids, sentences, counts, tokenizer
 
 
-def choose_vocabulary(counts: np.ndarray, min_count: int, max_size: int | None) -> np.ndarray:
-    """Provisional ids of the vocabulary, most frequent first (ties: first seen first).
+def final_ids(provisional: ProvisionalIds, vocab: VocabConfig, base: EarlierRun | None):
+    """(final id of each provisional id or -1, the provisional ids given new final ids, the words that
+    keep theirs {word: id}, the vocabulary's size): a fresh vocabulary, or base's extended."""
+    if base is not None:
+        from .continued import extend_vocabulary
 
-    counts: (n,) int64 per provisional id; id 0 (line ends) never qualifies.
-    """
-    candidates = np.flatnonzero(counts >= min_count)
-    candidates = candidates[candidates != LINE_END_ID]
-    order = candidates[np.argsort(-counts[candidates], kind="stable")]
-    return order[:max_size] if max_size else order
+        final_of, new = extend_vocabulary(provisional, base.words, vocab.min_count, vocab.max_size)
+        return final_of, new, dict(base.words), base.vocab_size + len(new)
+    chosen = choose_vocabulary(provisional.counts, vocab.min_count, vocab.max_size)
+    if len(chosen) == 0:
+        raise W2VError(f"no word occurs at least vocab.min_count={vocab.min_count} times; "
+                       f"lower vocab.min_count or give a larger corpus")
+    final_of = np.full(len(provisional.words), -1, dtype=np.int32)
+    final_of[chosen] = np.arange(1, len(chosen) + 1, dtype=np.int32)  # id 0 is [UNK]
+    return final_of, chosen, {}, len(chosen) + 1
 
 
 def _encode_to_disk(corpus: Corpus, vocab: VocabConfig, folder: Path, show_progress: bool, workers: int | None,
@@ -186,19 +192,7 @@ def _encode_to_disk(corpus: Corpus, vocab: VocabConfig, folder: Path, show_progr
         phrase_passes = []
         if phrases is not None and phrases.passes:
             provisional, phrase_passes = join_phrases(provisional, phrases, load_phrases(), log)
-        if base is None:
-            chosen = choose_vocabulary(provisional.counts, vocab.min_count, vocab.max_size)
-            if len(chosen) == 0:
-                raise W2VError(f"no word occurs at least vocab.min_count={vocab.min_count} times; "
-                               f"lower vocab.min_count or give a larger corpus")
-            final_of = np.full(len(provisional.words), -1, dtype=np.int32)
-            final_of[chosen] = np.arange(1, len(chosen) + 1, dtype=np.int32)  # id 0 is [UNK]
-            known, vocab_size = {}, len(chosen) + 1
-        else:
-            from .continued import extend_vocabulary
-
-            final_of, chosen = extend_vocabulary(provisional, base.words, vocab.min_count, vocab.max_size)
-            known, vocab_size = dict(base.words), base.vocab_size + len(chosen)  # chosen: the new words
+        final_of, chosen, known, vocab_size = final_ids(provisional, vocab, base)
         tokens, sentences = write_final_ids(provisional, final_of, folder / "ids.int32", folder / "sentences.npy")
     finally:
         provisional.path.unlink(missing_ok=True)

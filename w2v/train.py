@@ -228,8 +228,7 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         log.info(f"{stats.syncs} table syncs: {stats.sync_bytes / stats.syncs / 1e6:.2f} MB sent per rank per sync, "
                  f"{stats.sync_bytes / 1e6:.1f} MB in all, {stats.sync_seconds:.1f}s")
     if metrics.get("analogy_acc") is not None:
-        log.info(f"analogy {metrics['analogy_acc']:.4f}  WS-353 {metrics['ws353_spearman']:.4f}  "
-                 f"SimLex {metrics['simlex_spearman']:.4f}")
+        log.info(figures_line(metrics))
     log.info(f"vectors: {run_dir / 'vectors.bin'}")
     return metrics
 
@@ -246,9 +245,13 @@ def eval_while_training(backend, tokenizer, counts: np.ndarray, writer) -> Calla
         figures = evaluator(backend.input_weights())
         for key in EVAL_FIGURES:
             writer.add_scalar(f"eval/{key}", figures[key], step)
-        log.info(f"step {step}: analogy {figures['analogy_acc']:.4f}  WS-353 {figures['ws353_spearman']:.4f}  "
-                 f"SimLex {figures['simlex_spearman']:.4f}  ({time.perf_counter() - started:.2f}s)")
+        log.info(f"step {step}: {figures_line(figures)}  ({time.perf_counter() - started:.2f}s)")
     return on_eval
+
+
+def figures_line(figures: dict) -> str:
+    return (f"analogy {figures['analogy_acc']:.4f}  WS-353 {figures['ws353_spearman']:.4f}  "
+            f"SimLex {figures['simlex_spearman']:.4f}")
 
 
 def load_earlier(cfg: RunConfig) -> EarlierRun:
@@ -304,7 +307,7 @@ def export_and_evaluate(cfg: RunConfig, run_dir: Path, backend, tokenizer, count
     if cfg.export.tables:  # what a later train.init_from continues from
         save_tables(run_dir / TABLES_NAME, backend.input_weights(), backend.output_weights(), counts, cfg.model.loss)
     write_tensorboard_embedding(writer, words, vectors, counts, cfg.export.projector_words)
-    return {"vocab_size": exported, **{k: quality.get(k) for k in ("analogy_acc", "ws353_spearman", "simlex_spearman")}}
+    return {"vocab_size": exported, **{k: quality.get(k) for k in EVAL_FIGURES}}
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

@@ -152,6 +152,18 @@ def write_lines(target: Path, lines) -> tuple[int, int]:
     return count, words
 
 
+def update_listing(out: Path, entries: list[str]) -> None:
+    """Write out/CORPORA.txt atomically with these "path\twords\tlines\twhat" entries, keeping the entries
+    of corpora other scripts built (make_heldout_corpus.py's manuals.txt) and replacing older ones of these."""
+    listing = out / "CORPORA.txt"
+    paths = {entry.split("\t", 1)[0] for entry in entries}
+    kept = [line for line in listing.read_text().splitlines()[1:] if line.split("\t", 1)[0] not in paths] \
+        if listing.exists() else []
+    with atomic_path(listing) as tmp:
+        tmp.write_text("# path\twords\tlines\twhat (built by scripts/make_corpora.py, make_heldout_corpus.py)\n"
+                       + "\n".join([*kept, *entries]) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(REPO / "data" / "big"), help="output folder")
@@ -184,8 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                 words += len(line.split())
                 first = False
     report("tech-clean-oneline.txt", 1, words, "tech-clean.txt as one line, no newline (text8's shape)")
-    with atomic_path(out / "CORPORA.txt") as tmp:
-        tmp.write_text("# path\twords\tlines\twhat (built by scripts/make_corpora.py)\n" + "\n".join(listing) + "\n")
+    update_listing(out, listing)
     return 0
 
 

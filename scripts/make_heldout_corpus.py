@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from make_corpora import first_words, paragraphs, sources_missing, write_lines  # noqa: E402
+from make_corpora import first_words, paragraphs, sources_missing, update_listing, write_lines  # noqa: E402
 
 PERL_POD = Path("/usr/share/perl/5.36/pod")
 POSTGRES_HTML = Path("/usr/share/doc/postgresql-doc-15/html")
@@ -191,9 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     what = ("Perl, PostgreSQL, Git manuals, Jargon File, Devil's Dictionary, fortunes, GNU Info manuals, man pages; "
             "raw text, held out from tuning")
     print(f"wrote {out / 'manuals.txt'}: {lines:,} lines, {words:,} words ({what})")
-    listing = out / "CORPORA.txt"
-    kept = [l for l in listing.read_text().splitlines() if "manuals.txt" not in l] if listing.exists() else []
-    listing.write_text("\n".join([*kept, f"{out / 'manuals.txt'}\t{words}\t{lines}\t{what}"]) + "\n")
+    update_listing(out, [f"{out / 'manuals.txt'}\t{words}\t{lines}\t{what}"])
     return 0
 
 

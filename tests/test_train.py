@@ -131,6 +131,14 @@ def scalar_steps(run_dir, tag):
     return [event.step for event in acc.Scalars(tag)]
 
 
+def scalar_tags(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    return acc.Tags()["scalars"]
+
+
 def test_one_epoch_draws_a_curve_and_evaluation_leaves_training_alone(tmp_path, tiny_corpus):
     """Defaults: log_every=auto gives a one-epoch run at least 50 loss points; eval_every=epoch evaluates at
     every epoch's end but the last (the final evaluation's), and the vectors are those of a run without it."""
@@ -149,3 +157,7 @@ def test_one_epoch_draws_a_curve_and_evaluation_leaves_training_alone(tmp_path, 
     assert steps == [per_epoch, 2 * per_epoch, 3 * per_epoch]  # two while training, then the final one
     assert len(scalar_steps(tmp_path / "off", "eval/simlex_spearman")) == 1
     assert (tmp_path / "on" / "vectors.bin").read_bytes() == (tmp_path / "off" / "vectors.bin").read_bytes()
+    # evaluate=false: no evaluation at all, neither while training nor at the end
+    run(compose_run_config(*common, "train.epochs=3", "evaluate=false"), tmp_path / "none", show_progress=False)
+    assert len(scalar_steps(tmp_path / "none", "train/loss")) >= 50
+    assert not [tag for tag in scalar_tags(tmp_path / "none") if tag.startswith("eval/")]

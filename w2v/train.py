@@ -166,8 +166,9 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
         world.on_main(write)
 
     writer = SummaryWriter(log_dir=str(run_dir / "tb")) if world.is_main else None
+    # evaluate=false means no evaluation at all: a run timed or scripted without it pays for none.
     on_eval = eval_while_training(backend, token_ids.tokenizer, counts, writer) \
-        if cfg.train.eval_every is not None else None
+        if cfg.evaluate and cfg.train.eval_every is not None else None
     log.info(f"training: {cfg.train.epochs} epochs of {n_tokens} words on {world.world_size} rank(s); "
              f"Ctrl-C / SIGTERM stops after the current step with a checkpoint")
     try:

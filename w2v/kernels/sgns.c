@@ -32,6 +32,7 @@
    MAX_EXP): its loss still counts, its update is skipped. Measured to matter for skip-gram's analogy
    score (docs/performance.md, "Hierarchical softmax"); w2v/objective.py's HS_MAX_SCORE is the same. */
 #define HS_MAX_SCORE 6.0f
+#define MAX_NEGATIVE_AHEAD 64 /* negatives an example may draw (w2v/kernels/sgns.py MAX_NEGATIVE) */
 #define TABLE_SIZE 4096 /* intervals over [-TABLE_RANGE, TABLE_RANGE] */
 
 static float sigmoid_table[TABLE_SIZE + 1];
@@ -130,15 +131,21 @@ static inline void prefetch_row(const float *row, int64_t dim) {
    input-side gradient accumulates in `work`. Returns the loss. */
 static inline double train_example(const float *restrict hidden, float *restrict work, float *out, int64_t dim,
                                    const int64_t *words, int64_t negative, float lr) {
+    /* All the scores first: `hidden` is fixed during the example, so the rows' dot products are
+       independent and their cache misses overlap instead of queueing behind each update. A row that
+       comes twice (a repeated negative) is scored again after its first update, as one-at-a-time would. */
+    float score[1 + MAX_NEGATIVE_AHEAD];
+    for (int64_t d = 0; d <= negative; d++) score[d] = dot(hidden, out + words[d] * dim, dim);
     double loss = 0.0;
     memset(work, 0, sizeof(float) * dim);
     for (int64_t d = 0; d <= negative; d++) {
         if (d > 0 && words[d] == words[0]) continue;
-        float label = d == 0 ? 1.0f : 0.0f;
         float *row = out + words[d] * dim;
-        float score = dot(hidden, row, dim);
-        float g = (label - sigmoid(score)) * lr;
-        loss += d == 0 ? softplus(-score) : softplus(score);
+        for (int64_t e = 1; e < d; e++)
+            if (words[e] == words[d]) { score[d] = dot(hidden, row, dim); break; }
+        float label = d == 0 ? 1.0f : 0.0f;
+        float g = (label - sigmoid(score[d])) * lr;
+        loss += d == 0 ? softplus(-score[d]) : softplus(score[d]);
         axpy(work, g, row, dim);
         axpy(row, g, hidden, dim);
     }
@@ -194,7 +201,6 @@ static double train_path(const float *restrict hidden, float *restrict work, flo
 /* Negatives are drawn one example ahead and their rows prefetched, so the cache misses on
    random output rows (the main cost once the vocabulary outgrows the cache) overlap the
    arithmetic of the current example instead of stalling it. */
-#define MAX_NEGATIVE_AHEAD 64
 typedef struct {
     int64_t words[2][1 + MAX_NEGATIVE_AHEAD]; /* [current, next] x (target, negatives...) */
     int next;

@@ -129,8 +129,9 @@ static inline void prefetch_row(const float *row, int64_t dim) {
 /* One example: `hidden` predicts words[0] (label 1) against words[1..negative] (label 0);
    a negative equal to words[0] is skipped. Output rows are updated at once; the
    input-side gradient accumulates in `work`. Returns the loss. */
-static inline double train_example(const float *restrict hidden, float *restrict work, float *out, int64_t dim,
-                                   const int64_t *words, int64_t negative, float lr) {
+static inline __attribute__((always_inline)) double train_example(
+        const float *restrict hidden, float *restrict work, float *out, int64_t dim, const int64_t *words,
+        int64_t negative, float lr) {
     /* All the scores first: `hidden` is fixed during the example, so the rows' dot products are
        independent and their cache misses overlap instead of queueing behind each update. A row that
        comes twice (a repeated negative) is scored again after its first update, as one-at-a-time would. */
@@ -150,6 +151,20 @@ static inline double train_example(const float *restrict hidden, float *restrict
         axpy(row, g, hidden, dim);
     }
     return loss;
+}
+
+/* train_example with the common dimensions as constants, as train_path does for hierarchical softmax:
+   skip-gram 0.86x the time at dim 100 (one thread, manuals.txt's ids; docs/performance.md, "Session 15"). */
+static double train_negatives(const float *restrict hidden, float *restrict work, float *out, int64_t dim,
+                              const int64_t *words, int64_t negative, float lr) {
+    switch (dim) {
+    case 50: return train_example(hidden, work, out, 50, words, negative, lr);
+    case 100: return train_example(hidden, work, out, 100, words, negative, lr);
+    case 128: return train_example(hidden, work, out, 128, words, negative, lr);
+    case 200: return train_example(hidden, work, out, 200, words, negative, lr);
+    case 300: return train_example(hidden, work, out, 300, words, negative, lr);
+    default: return train_example(hidden, work, out, dim, words, negative, lr);
+    }
 }
 
 typedef struct {
@@ -297,7 +312,7 @@ static void *run_job(void *arg) {
                     continue;
                 }
                 int64_t *words = take_ahead(&ahead, &job->noise, &state, job->out, dim, negative, job->ids[j]);
-                loss += train_example(hidden, work, job->out, dim, words, negative, lr);
+                loss += train_negatives(hidden, work, job->out, dim, words, negative, lr);
                 axpy(hidden, 1.0f, work, dim);
                 /* every output row train_example may write: the target and the negatives (a
                    negative equal to the target is skipped, but that row is the target's) */
@@ -320,7 +335,7 @@ static void *run_job(void *arg) {
                 loss += train_path(mean, work, job->out, dim, job->tree, job->ids[i], lr, job->out_marks);
             } else {
                 int64_t *words = take_ahead(&ahead, &job->noise, &state, job->out, dim, negative, job->ids[i]);
-                loss += train_example(mean, work, job->out, dim, words, negative, lr);
+                loss += train_negatives(mean, work, job->out, dim, words, negative, lr);
                 mark_rows(job->out_marks, words, negative + 1);
             }
             for (int64_t j = first; j <= last; j++) {

@@ -25,6 +25,7 @@ import torch
 
 from ..batches import Chunk, NoiseSampler, noise_distribution
 from ..config import BackendConfig, W2VError
+from ..huge_pages import table_copy
 from ..kernels import MAX_NEGATIVE, load_sgns
 from ..objective import Batch, Objective
 from .base import Backend
@@ -102,8 +103,8 @@ class FusedBackend(Backend):
     def __init__(self, input_init: torch.Tensor, output_init: torch.Tensor, config: BackendConfig | None = None):
         super().__init__()
         config = config or BackendConfig(name="fused")
-        self.register_buffer("input_table", input_init.detach().clone().contiguous())
-        self.register_buffer("output_table", output_init.detach().clone().contiguous())
+        self.register_buffer("input_table", table_copy(input_init.detach()))
+        self.register_buffer("output_table", table_copy(output_init.detach()))
         self.batch_size = 1024
         self.use_c = config.kernel != "torch"  # False forces the torch path on the CPU too
         self.use_triton = config.triton

@@ -8,6 +8,7 @@ from w2v import huge_pages
 from w2v.huge_pages import MIN_BYTES, table_copy
 
 THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+THP_OFFERED = THP.exists() and "[never]" not in THP.read_text()
 
 
 def vm_flags(address: int) -> list[str]:
@@ -30,7 +31,7 @@ def test_a_copy_has_the_values_and_is_contiguous():
     assert copy.data_ptr() != table.data_ptr()
 
 
-@pytest.mark.skipif(not THP.exists() or "[never]" in THP.read_text(), reason="no transparent huge pages here")
+@pytest.mark.skipif(not THP_OFFERED, reason="no transparent huge pages here")
 def test_a_large_table_is_advised_onto_huge_pages():
     rows = MIN_BYTES // (100 * 4) + 1
     large = table_copy(torch.ones(rows, 100))
@@ -63,5 +64,5 @@ def test_the_fused_backend_keeps_its_tables_on_the_advised_copies():
     backend = FusedBackend(torch.zeros(rows, 100), torch.zeros(rows, 100))
     for table in (backend.input_table, backend.output_table):
         assert table.is_contiguous() and table.shape == (rows, 100)
-        if THP.exists() and "[never]" not in THP.read_text():
+        if THP_OFFERED:
             assert "hg" in vm_flags(table.data_ptr() + table.numel() * 2)

@@ -123,20 +123,20 @@ def test_bad_input_is_one_line_and_leaves_no_vectors(tmp_path):
 # must fail them) lives in tests/test_quality.py.
 
 
-def scalar_steps(run_dir, tag):
+def scalar_events(run_dir):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
     acc.Reload()
-    return [event.step for event in acc.Scalars(tag)]
+    return acc
+
+
+def scalar_steps(run_dir, tag):
+    return [event.step for event in scalar_events(run_dir).Scalars(tag)]
 
 
 def scalar_tags(run_dir):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir / "tb"))
-    acc.Reload()
-    return acc.Tags()["scalars"]
+    return scalar_events(run_dir).Tags()["scalars"]
 
 
 def test_one_epoch_draws_a_curve_and_evaluation_leaves_training_alone(tmp_path, tiny_corpus):

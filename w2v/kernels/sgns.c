@@ -174,19 +174,53 @@ typedef struct {
     int64_t width;
 } Tree;
 
+/* Every hierarchical-softmax example passes the root and the nodes just below it, so with two or more
+   threads these few rows are written by all of them at once and their cache lines bounce between the
+   cores: two threads then trained skip-gram hs barely faster than one. Each thread therefore trains its
+   own copy of the HS_HOT_ROWS most used inner nodes (the last made: rows lo..lo+count-1, the root last)
+   and adds what it learned into the shared rows every HS_MERGE_EVERY centres and at the end of each block
+   it claims (merge_hot_rows); the other threads see those updates that much later, which Hogwild's
+   unordered updates already allow. Measured on 2M tokens (docs/performance.md, "Hierarchical softmax"):
+   about 0.7-0.8x the time with 2 threads, for 0.3-0.9 % more loss than shared rows. One thread uses the
+   shared rows directly (count 0, lo past every row), so its results are unchanged. */
+#define HS_HOT_ROWS 128
+#define HS_MERGE_EVERY 128
+typedef struct {
+    float *rows;  /* (count, dim): this thread's copy */
+    float *base;  /* (count, dim): the shared rows as last read, to find what this thread added */
+    int64_t lo, count;
+} HotRows;
+
+static const HotRows NO_HOT_ROWS = {NULL, NULL, INT64_MAX, 0};
+
+/* Add this thread's change of its hot rows since the last merge into the shared rows, then read them back
+   (with the other threads' merges in them) as the new copy and base. */
+static void merge_hot_rows(HotRows *hot, float *out, int64_t dim) {
+    for (int64_t r = 0; r < hot->count; r++) {
+        float *shared = out + (hot->lo + r) * dim, *mine = hot->rows + r * dim, *base = hot->base + r * dim;
+        for (int64_t k = 0; k < dim; k++) {
+            float merged = shared[k] + (mine[k] - base[k]);
+            shared[k] = merged;
+            mine[k] = base[k] = merged;
+        }
+    }
+}
+
 /* Hierarchical softmax for one example: `hidden` against the inner nodes on `word`'s path, each row
    updated at once (as train_example does), the input-side gradient in `work`; the rows written are
    marked. A node with |score| >= HS_MAX_SCORE is not updated. Returns the loss, sum of -log s((1 - 2 code) score). */
 static inline __attribute__((always_inline)) double train_example_hs(
         const float *restrict hidden, float *restrict work, float *out, int64_t dim, const Tree *tree, int64_t word,
-        float lr, uint8_t *out_marks) {
+        float lr, uint8_t *out_marks, const HotRows *hot) {
     double loss = 0.0;
     const uint8_t *code = tree->codes + word * tree->width;
     const int32_t *point = tree->points + word * tree->width;
-    int64_t length = tree->lengths[word];
+    int64_t length = tree->lengths[word], hot_lo = hot->lo;
+    float *hot_rows = hot->rows;
     memset(work, 0, sizeof(float) * dim);
     for (int64_t k = 0; k < length; k++) {
-        float *row = out + (int64_t)point[k] * dim;
+        int64_t node = point[k];
+        float *row = node >= hot_lo ? hot_rows + (node - hot_lo) * dim : out + node * dim;
         float score = dot(hidden, row, dim);
         loss += code[k] ? softplus(score) : softplus(-score);
         if (score <= -HS_MAX_SCORE || score >= HS_MAX_SCORE) continue;
@@ -202,14 +236,14 @@ static inline __attribute__((always_inline)) double train_example_hs(
    whole vector registers with no remainder loop: about 1.26x fewer CPU-seconds for skip-gram at dim 100
    (measured against the same code with dim a variable, docs/performance.md). */
 static double train_path(const float *restrict hidden, float *restrict work, float *out, int64_t dim,
-                         const Tree *tree, int64_t word, float lr, uint8_t *out_marks) {
+                         const Tree *tree, int64_t word, float lr, uint8_t *out_marks, const HotRows *hot) {
     switch (dim) {
-    case 50: return train_example_hs(hidden, work, out, 50, tree, word, lr, out_marks);
-    case 100: return train_example_hs(hidden, work, out, 100, tree, word, lr, out_marks);
-    case 128: return train_example_hs(hidden, work, out, 128, tree, word, lr, out_marks);
-    case 200: return train_example_hs(hidden, work, out, 200, tree, word, lr, out_marks);
-    case 300: return train_example_hs(hidden, work, out, 300, tree, word, lr, out_marks);
-    default: return train_example_hs(hidden, work, out, dim, tree, word, lr, out_marks);
+    case 50: return train_example_hs(hidden, work, out, 50, tree, word, lr, out_marks, hot);
+    case 100: return train_example_hs(hidden, work, out, 100, tree, word, lr, out_marks, hot);
+    case 128: return train_example_hs(hidden, work, out, 128, tree, word, lr, out_marks, hot);
+    case 200: return train_example_hs(hidden, work, out, 200, tree, word, lr, out_marks, hot);
+    case 300: return train_example_hs(hidden, work, out, 300, tree, word, lr, out_marks, hot);
+    default: return train_example_hs(hidden, work, out, dim, tree, word, lr, out_marks, hot);
     }
 }
 
@@ -266,6 +300,7 @@ typedef struct {
     uint8_t *in_marks, *out_marks; /* NULL, or a byte per row set to 1 when the row is written */
     Noise noise;
     const Tree *tree; /* NULL: negative sampling; else hierarchical softmax over this tree */
+    int64_t hot_rows; /* hierarchical softmax: inner nodes each thread trains a copy of (HotRows) */
     float lr_from, lr_to;
     uint64_t seed;
     double loss;
@@ -280,7 +315,21 @@ static void *run_job(void *arg) {
     Job *job = (Job *)arg;
     int64_t dim = job->dim, n = job->n, negative = job->negative;
     float *work = malloc(sizeof(float) * dim), *mean = malloc(sizeof(float) * dim);
-    if (!work || !mean) { free(work); free(mean); job->failed = 1; return NULL; }
+    /* The tree's inner nodes are rows 0..vocab-2, made in order of weight: the last hot_rows are the most used. */
+    HotRows hot = {NULL, NULL, job->noise.size - 1 - job->hot_rows, job->hot_rows};
+    if (hot.count > 0) {
+        hot.rows = malloc(sizeof(float) * hot.count * dim);
+        hot.base = malloc(sizeof(float) * hot.count * dim);
+    } else {
+        hot.lo = INT64_MAX;
+    }
+    if (!work || !mean || (hot.count > 0 && (!hot.rows || !hot.base))) {
+        free(work); free(mean); free(hot.rows); free(hot.base); job->failed = 1; return NULL;
+    }
+    if (hot.count > 0) {
+        memcpy(hot.rows, job->out + hot.lo * dim, sizeof(float) * hot.count * dim);
+        memcpy(hot.base, hot.rows, sizeof(float) * hot.count * dim);
+    }
     uint64_t state = job->seed;
     NoiseAhead ahead = {.next = 0};
     draw_ahead(&ahead, &job->noise, &state, job->out, dim, negative);
@@ -293,6 +342,7 @@ static void *run_job(void *arg) {
     if (lo >= centre_hi) break;
     int64_t hi = lo + job->block < centre_hi ? lo + job->block : centre_hi;
     for (int64_t i = lo; i < hi; i++) {
+        if (hot.count > 0 && i > lo && (i - lo) % HS_MERGE_EVERY == 0) merge_hot_rows(&hot, job->out, dim);
         /* linear in the centre's place in the chunk */
         float lr = job->lr_from + lr_slope * (float)(i - job->centre_lo);
         int64_t b = job->window[i], sentence = job->sentence[i];
@@ -305,7 +355,7 @@ static void *run_job(void *arg) {
             for (int64_t j = first; j <= last; j++) {
                 if (j == i || job->sentence[j] != sentence) continue;
                 if (job->tree) {
-                    loss += train_path(hidden, work, job->out, dim, job->tree, job->ids[j], lr, job->out_marks);
+                    loss += train_path(hidden, work, job->out, dim, job->tree, job->ids[j], lr, job->out_marks, &hot);
                     axpy(hidden, 1.0f, work, dim);
                     mark_row(job->in_marks, job->ids[i]);
                     examples++;
@@ -332,7 +382,7 @@ static void *run_job(void *arg) {
             float inv = 1.0f / (float)count;
             for (int64_t k = 0; k < dim; k++) mean[k] *= inv;
             if (job->tree) {
-                loss += train_path(mean, work, job->out, dim, job->tree, job->ids[i], lr, job->out_marks);
+                loss += train_path(mean, work, job->out, dim, job->tree, job->ids[i], lr, job->out_marks, &hot);
             } else {
                 int64_t *words = take_ahead(&ahead, &job->noise, &state, job->out, dim, negative, job->ids[i]);
                 loss += train_negatives(mean, work, job->out, dim, words, negative, lr);
@@ -346,8 +396,9 @@ static void *run_job(void *arg) {
             examples++;
         }
     }
+    if (hot.count > 0) merge_hot_rows(&hot, job->out, dim);
     }
-    free(work); free(mean);
+    free(work); free(mean); free(hot.rows); free(hot.base);
     job->loss = loss;
     job->examples = examples;
     return NULL;
@@ -384,12 +435,13 @@ int w2v_train_chunk(int cbow, float *in, float *out, int64_t dim, const int64_t 
     block = block < MIN_BLOCK ? MIN_BLOCK : block > BLOCK ? BLOCK : block;
     if (centres < 2 * block * threads) threads = centres < 2 * block ? 1 : (int)(centres / (2 * block));
     int64_t next_block = centre_lo;
+    int64_t hot_rows = codes && threads > 1 ? (vocab - 1 < HS_HOT_ROWS ? vocab - 1 : HS_HOT_ROWS) : 0;
     Job jobs[MAX_THREADS];
     pthread_t handles[MAX_THREADS];
     int started[MAX_THREADS] = {0};
     for (int t = 0; t < threads; t++) {
         Job job = {cbow, in, out, dim, negative, n, centre_lo, centre_hi, &next_block, block, ids, sentence, window,
-                   in_marks, out_marks, {threshold, alias, vocab}, codes ? &tree : NULL,
+                   in_marks, out_marks, {threshold, alias, vocab}, codes ? &tree : NULL, hot_rows,
                    lr_from, lr_to, seed + 0x632BE59BD9B4E019ull * (uint64_t)(t + 1), 0.0, 0, 0};
         jobs[t] = job;
     }
@@ -427,7 +479,7 @@ double w2v_train_examples(int cbow, float *in, float *out, int64_t dim, const in
         words[0] = cbow ? centres[e] : contexts[e];
         if (!cbow) {
             float *hidden = in + centres[e] * dim;
-            loss += codes ? train_path(hidden, work, out, dim, &tree, words[0], lr, NULL)
+            loss += codes ? train_path(hidden, work, out, dim, &tree, words[0], lr, NULL, &NO_HOT_ROWS)
                           : train_example(hidden, work, out, dim, words, negative, lr);
             axpy(hidden, 1.0f, work, dim);
             continue;
@@ -438,7 +490,7 @@ double w2v_train_examples(int cbow, float *in, float *out, int64_t dim, const in
             if (mask[e * width + c]) { axpy(mean, 1.0f, in + contexts[e * width + c] * dim, dim); count++; }
         if (count == 0) continue;
         for (int64_t k = 0; k < dim; k++) mean[k] /= (float)count;
-        loss += codes ? train_path(mean, work, out, dim, &tree, words[0], lr, NULL)
+        loss += codes ? train_path(mean, work, out, dim, &tree, words[0], lr, NULL, &NO_HOT_ROWS)
                       : train_example(mean, work, out, dim, words, negative, lr);
         for (int64_t c = 0; c < width; c++)
             if (mask[e * width + c]) axpy(in + contexts[e * width + c] * dim, 1.0f, work, dim);

@@ -178,24 +178,31 @@ typedef struct {
    threads these few rows are written by all of them at once and their cache lines bounce between the
    cores: two threads then trained skip-gram hs barely faster than one. Each thread therefore trains its
    own copy of the HS_HOT_ROWS most used inner nodes (the last made: rows lo..lo+count-1, the root last)
-   and adds what it learned into the shared rows every HS_MERGE_EVERY centres and at the end of each block
+   and adds what it learned into the shared rows every HS_MERGE_EVERY examples and at the end of each block
    it claims (merge_hot_rows); the other threads see those updates that much later, which Hogwild's
-   unordered updates already allow. Measured on 2M tokens (docs/performance.md, "Hierarchical softmax"):
-   about 0.7-0.8x the time with 2 threads, for 0.3-0.9 % more loss than shared rows. One thread uses the
-   shared rows directly (count 0, lo past every row), so its results are unchanged. */
-#define HS_HOT_ROWS 128
-#define HS_MERGE_EVERY 128
+   unordered updates already allow. Measured on 2M tokens with 2 threads (docs/performance.md,
+   "Hierarchical softmax"): 0.6-0.9x the time, for 0.05-0.1 % more loss than shared rows. Copying more rows
+   or merging less often saved no more time and cost more loss (128 rows merged every 128 centres: +0.9 %,
+   and 0.3 analogy points on a 7M-word corpus). One thread uses the shared rows directly (count 0, lo past
+   every row), so its results are unchanged. */
+#define HS_HOT_ROWS 32
+#define HS_MERGE_EVERY 48 /* examples: about 9 skip-gram centres, or 48 CBOW ones */
 typedef struct {
     float *rows;  /* (count, dim): this thread's copy */
     float *base;  /* (count, dim): the shared rows as last read, to find what this thread added */
     int64_t lo, count;
+    unsigned char *lock; /* shared by the threads of a chunk: held while one merges */
 } HotRows;
 
-static const HotRows NO_HOT_ROWS = {NULL, NULL, INT64_MAX, 0};
+static const HotRows NO_HOT_ROWS = {NULL, NULL, INT64_MAX, 0, NULL};
 
 /* Add this thread's change of its hot rows since the last merge into the shared rows, then read them back
-   (with the other threads' merges in them) as the new copy and base. */
+   (with the other threads' merges in them) as the new copy and base. Only merges write the shared hot rows,
+   and one at a time (`lock`): two threads merging at once would otherwise lose one's change, and at a merge
+   every few centres that happened often enough to matter. */
 static void merge_hot_rows(HotRows *hot, float *out, int64_t dim) {
+    while (__atomic_test_and_set(hot->lock, __ATOMIC_ACQUIRE))
+        while (__atomic_load_n(hot->lock, __ATOMIC_RELAXED)) {}
     for (int64_t r = 0; r < hot->count; r++) {
         float *shared = out + (hot->lo + r) * dim, *mine = hot->rows + r * dim, *base = hot->base + r * dim;
         for (int64_t k = 0; k < dim; k++) {
@@ -204,6 +211,7 @@ static void merge_hot_rows(HotRows *hot, float *out, int64_t dim) {
             mine[k] = base[k] = merged;
         }
     }
+    __atomic_clear(hot->lock, __ATOMIC_RELEASE);
 }
 
 /* Hierarchical softmax for one example: `hidden` against the inner nodes on `word`'s path, each row
@@ -301,6 +309,7 @@ typedef struct {
     Noise noise;
     const Tree *tree; /* NULL: negative sampling; else hierarchical softmax over this tree */
     int64_t hot_rows; /* hierarchical softmax: inner nodes each thread trains a copy of (HotRows) */
+    unsigned char *merge_lock; /* shared: HotRows.lock */
     float lr_from, lr_to;
     uint64_t seed;
     double loss;
@@ -316,7 +325,7 @@ static void *run_job(void *arg) {
     int64_t dim = job->dim, n = job->n, negative = job->negative;
     float *work = malloc(sizeof(float) * dim), *mean = malloc(sizeof(float) * dim);
     /* The tree's inner nodes are rows 0..vocab-2, made in order of weight: the last hot_rows are the most used. */
-    HotRows hot = {NULL, NULL, job->noise.size - 1 - job->hot_rows, job->hot_rows};
+    HotRows hot = {NULL, NULL, job->noise.size - 1 - job->hot_rows, job->hot_rows, job->merge_lock};
     if (hot.count > 0) {
         hot.rows = malloc(sizeof(float) * hot.count * dim);
         hot.base = malloc(sizeof(float) * hot.count * dim);
@@ -334,7 +343,7 @@ static void *run_job(void *arg) {
     NoiseAhead ahead = {.next = 0};
     draw_ahead(&ahead, &job->noise, &state, job->out, dim, negative);
     double loss = 0.0;
-    int64_t examples = 0;
+    int64_t examples = 0, merged_at = 0; /* examples trained, and their count at the last merge of the hot rows */
     int64_t centre_hi = job->centre_hi;
     float lr_slope = (job->lr_to - job->lr_from) / (float)(centre_hi - job->centre_lo);
     for (;;) {
@@ -342,7 +351,10 @@ static void *run_job(void *arg) {
     if (lo >= centre_hi) break;
     int64_t hi = lo + job->block < centre_hi ? lo + job->block : centre_hi;
     for (int64_t i = lo; i < hi; i++) {
-        if (hot.count > 0 && i > lo && (i - lo) % HS_MERGE_EVERY == 0) merge_hot_rows(&hot, job->out, dim);
+        if (hot.count > 0 && examples - merged_at >= HS_MERGE_EVERY) {
+            merge_hot_rows(&hot, job->out, dim);
+            merged_at = examples;
+        }
         /* linear in the centre's place in the chunk */
         float lr = job->lr_from + lr_slope * (float)(i - job->centre_lo);
         int64_t b = job->window[i], sentence = job->sentence[i];
@@ -435,13 +447,14 @@ int w2v_train_chunk(int cbow, float *in, float *out, int64_t dim, const int64_t 
     block = block < MIN_BLOCK ? MIN_BLOCK : block > BLOCK ? BLOCK : block;
     if (centres < 2 * block * threads) threads = centres < 2 * block ? 1 : (int)(centres / (2 * block));
     int64_t next_block = centre_lo;
+    unsigned char merge_lock = 0;
     int64_t hot_rows = codes && threads > 1 ? (vocab - 1 < HS_HOT_ROWS ? vocab - 1 : HS_HOT_ROWS) : 0;
     Job jobs[MAX_THREADS];
     pthread_t handles[MAX_THREADS];
     int started[MAX_THREADS] = {0};
     for (int t = 0; t < threads; t++) {
         Job job = {cbow, in, out, dim, negative, n, centre_lo, centre_hi, &next_block, block, ids, sentence, window,
-                   in_marks, out_marks, {threshold, alias, vocab}, codes ? &tree : NULL, hot_rows,
+                   in_marks, out_marks, {threshold, alias, vocab}, codes ? &tree : NULL, hot_rows, &merge_lock,
                    lr_from, lr_to, seed + 0x632BE59BD9B4E019ull * (uint64_t)(t + 1), 0.0, 0, 0};
         jobs[t] = job;
     }

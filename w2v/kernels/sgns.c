@@ -4,7 +4,9 @@
    Each example is applied at once, in text order (per-example SGD, as word2vec.c and
    gensim do), so no batch ever sums updates to a frequent row. Threads split a chunk's
    centre positions into contiguous runs and update the shared tables without locks
-   (Hogwild): collisions are rare and harmless, which is what word2vec.c relies on.
+   (Hogwild): collisions are rare and harmless, which is what word2vec.c relies on. The exception is
+   the top of hierarchical softmax's tree, which every example writes: there each thread keeps its own
+   copy and merges it (HotRows).
 
    Conventions shared with w2v/objective.py:
    - skip-gram: the centre word's input row predicts each context word's output row;

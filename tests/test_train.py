@@ -12,12 +12,21 @@ METRIC_KEYS = {"raw_words", "effective_words", "epochs", "vocab_size", "wall_s",
 TINY = ["model.dim=16", "vocab.min_count=2", "train.epochs=2", "export.projector_words=50"]
 
 
-def tb_tags(run_dir):
+def event_accumulator(run_dir):
+    """The run's TensorBoard scalars, every point kept."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    acc = EventAccumulator(str(run_dir / "tb"))
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
     acc.Reload()
-    return set(acc.Tags()["scalars"])
+    return acc
+
+
+def scalar_steps(run_dir, tag):
+    return [event.step for event in event_accumulator(run_dir).Scalars(tag)]
+
+
+def scalar_tags(run_dir):
+    return event_accumulator(run_dir).Tags()["scalars"]
 
 
 @pytest.mark.slow
@@ -40,7 +49,7 @@ def test_full_run_writes_every_output(tmp_path, tiny_corpus):
     assert (run_dir / "tokenizer.json").exists() and (run_dir / "config.resolved.yaml").exists()
     assert "kernel: auto" in (run_dir / "config.resolved.yaml").read_text()  # which fused path trained
     assert {"train/loss", "train/lr", "perf/words_per_sec", "eval/analogy_acc", "eval/ws353_spearman",
-            "eval/simlex_spearman"} <= tb_tags(run_dir)
+            "eval/simlex_spearman"} <= set(scalar_tags(run_dir))
     assert (run_dir / "tb" / "word_vectors" / "tensors.tsv").exists() or \
         any(p.name == "projector_config.pbtxt" for p in (run_dir / "tb").rglob("*"))
 
@@ -80,8 +89,6 @@ def test_hierarchical_softmax_trains_and_exports(tmp_path, model, backend):
     The batched backends sum a batch's updates, and every hs example passes the root and the nodes near
     it: at 1,024 CBOW windows a batch over this 60-word tree the summed step on those rows diverged at
     lr 0.03 (loss 4.1 -> 20), so the batch is small here, as the README advises for hs on those backends."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     corpus = topic_text(tmp_path / "topics.txt")
     run_dir = tmp_path / "run"
     result = run_train(["data=files", f"data.paths=[{corpus}]", f"cache_dir={tmp_path / 'cache'}",
@@ -92,9 +99,7 @@ def test_hierarchical_softmax_trains_and_exports(tmp_path, model, backend):
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["loss"] == "hs" and metrics["model"] == model
-    acc = EventAccumulator(str(run_dir / "tb"))
-    acc.Reload()
-    curve = [event.value for event in acc.Scalars("train/loss")]
+    curve = [event.value for event in event_accumulator(run_dir).Scalars("train/loss")]
     assert len(curve) >= 3 and curve[-1] < 0.9 * curve[0], curve
     kv = KeyedVectors.load_word2vec_format(str(run_dir / "vectors.bin"), binary=True)
     assert kv.vector_size == 16 and len(kv) == metrics["vocab_size"] == 60
@@ -121,22 +126,6 @@ def test_bad_input_is_one_line_and_leaves_no_vectors(tmp_path):
 
 # Quality against gensim on the sample (bounds from seed statistics, and the broken trainers that
 # must fail them) lives in tests/test_quality.py.
-
-
-def scalar_events(run_dir):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
-    acc.Reload()
-    return acc
-
-
-def scalar_steps(run_dir, tag):
-    return [event.step for event in scalar_events(run_dir).Scalars(tag)]
-
-
-def scalar_tags(run_dir):
-    return scalar_events(run_dir).Tags()["scalars"]
 
 
 def test_one_epoch_draws_a_curve_and_evaluation_leaves_training_alone(tmp_path, tiny_corpus):

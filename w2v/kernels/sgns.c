@@ -198,6 +198,18 @@ typedef struct {
 
 static const HotRows NO_HOT_ROWS = {NULL, NULL, INT64_MAX, 0, NULL};
 
+/* Start a thread's copy of its hot rows from the shared ones; with no hot rows, point `lo` past every row.
+   Returns 0 when out of memory (what was allocated is left in `hot` for the caller to free). */
+static int copy_hot_rows(HotRows *hot, const float *out, int64_t dim) {
+    if (hot->count == 0) { hot->lo = INT64_MAX; return 1; }
+    hot->rows = malloc(sizeof(float) * hot->count * dim);
+    hot->base = malloc(sizeof(float) * hot->count * dim);
+    if (!hot->rows || !hot->base) return 0;
+    memcpy(hot->rows, out + hot->lo * dim, sizeof(float) * hot->count * dim);
+    memcpy(hot->base, hot->rows, sizeof(float) * hot->count * dim);
+    return 1;
+}
+
 /* Add this thread's change of its hot rows since the last merge into the shared rows, then read them back
    (with the other threads' merges in them) as the new copy and base. Only merges write the shared hot rows,
    and one at a time (`lock`): two threads merging at once would otherwise lose one's change, and at a merge
@@ -328,18 +340,9 @@ static void *run_job(void *arg) {
     float *work = malloc(sizeof(float) * dim), *mean = malloc(sizeof(float) * dim);
     /* The tree's inner nodes are rows 0..vocab-2, made in order of weight: the last hot_rows are the most used. */
     HotRows hot = {NULL, NULL, job->noise.size - 1 - job->hot_rows, job->hot_rows, job->merge_lock};
-    if (hot.count > 0) {
-        hot.rows = malloc(sizeof(float) * hot.count * dim);
-        hot.base = malloc(sizeof(float) * hot.count * dim);
-    } else {
-        hot.lo = INT64_MAX;
-    }
-    if (!work || !mean || (hot.count > 0 && (!hot.rows || !hot.base))) {
+    int hot_ok = copy_hot_rows(&hot, job->out, dim);
+    if (!work || !mean || !hot_ok) {
         free(work); free(mean); free(hot.rows); free(hot.base); job->failed = 1; return NULL;
-    }
-    if (hot.count > 0) {
-        memcpy(hot.rows, job->out + hot.lo * dim, sizeof(float) * hot.count * dim);
-        memcpy(hot.base, hot.rows, sizeof(float) * hot.count * dim);
     }
     uint64_t state = job->seed;
     NoiseAhead ahead = {.next = 0};

@@ -10,6 +10,11 @@ cache), the same epochs, dim, window, sample and min_count, gensim workers = w2v
 Quality: analogy, WS-353 and SimLex (w2v/evaluate.py, the same for both); speed: corpus words
 x epochs / seconds in training (tokenisation excluded). Each row records the 1-minute load average
 before and after its run, since a busy machine slows whichever side it hits.
+--same-tree adds a third row per model: gensim trained on w2v's Huffman tree (w2v/huffman.py's codes and
+points handed to gensim in place of its own). Every tree of these counts gives the same code lengths, but
+which equal-count words end up siblings differs, and that choice moves the quality of either trainer
+by more than its seeds do (docs/performance.md, "Hierarchical softmax", session 18). The third row
+separates the two: gensim's own tree against gensim on w2v's is the tree; that row against w2v is the trainer.
 Prints a table (mean ± sd over seeds; time ratio w2v / gensim) and writes bench_hs.md / bench_hs.csv to --out.
 """
 from __future__ import annotations
@@ -22,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
@@ -32,7 +39,9 @@ from w2v.atomic import write_report  # noqa: E402
 from w2v.config import W2VError, parse_config  # noqa: E402
 from w2v.corpus import open_corpus  # noqa: E402
 from w2v.evaluate import evaluate_vectors  # noqa: E402
+from w2v.huffman import build_huffman  # noqa: E402
 from w2v.token_ids import load_or_build  # noqa: E402
+from w2v.vocab import id_to_word  # noqa: E402
 from w2v.config import TrainConfig  # noqa: E402
 from w2v.train import run  # noqa: E402
 
@@ -47,7 +56,25 @@ def hs_config(args, model: str) -> dict:
     return config
 
 
-def train_gensim_hs(sentences, model: str, args, corpus_words: int) -> dict:
+def hand_tree_to_gensim(w2v_model, token_ids) -> None:
+    """Replace gensim's Huffman codes and points with w2v's tree over the same counts, word by word.
+
+    w2v's vocabulary has one word more than gensim's, the count-0 [UNK] at id 0 (w2v/vocab.py), a leaf of
+    w2v's tree that no training example reaches; w2v's V-1 inner nodes are then exactly gensim's V_gensim
+    rows of syn1, so points index gensim's output table as they do w2v's."""
+    tree = build_huffman(np.asarray(token_ids.counts))
+    if len(w2v_model.syn1) != len(tree.lengths) - 1:
+        raise W2VError(f"gensim kept {len(w2v_model.syn1)} words, w2v {len(tree.lengths) - 1}: not the same vocabulary")
+    ids = {word: i for i, word in enumerate(id_to_word(token_ids.tokenizer))}
+    for index, word in enumerate(w2v_model.wv.index_to_key):
+        i = ids[word]
+        length = tree.lengths[i]
+        w2v_model.wv.set_vecattr(index, "code", tree.codes[i, :length].astype(np.uint8))
+        w2v_model.wv.set_vecattr(index, "point", tree.points[i, :length].astype(np.uint32))
+
+
+def train_gensim_hs(sentences, model: str, args, corpus_words: int, tree_of=None) -> dict:
+    """gensim hs=1, negative=0; with tree_of (a token-id cache), on w2v's Huffman tree of its counts."""
     from gensim.models import Word2Vec
 
     before = load()
@@ -55,10 +82,12 @@ def train_gensim_hs(sentences, model: str, args, corpus_words: int) -> dict:
                    min_count=args.min_count, sg=int(model == "skipgram"), cbow_mean=1, alpha=0.025,
                    min_alpha=0.0001, workers=args.workers, seed=args.seed)
     w2v.build_vocab(sentences)
+    if tree_of is not None:
+        hand_tree_to_gensim(w2v, tree_of)
     started = time.perf_counter()
     w2v.train(sentences, total_words=w2v.corpus_total_words, epochs=args.epochs)  # alpha decays by words, as ours
     seconds = time.perf_counter() - started
-    return {"system": "gensim hs", "model": model, "train_s": seconds, "words_per_sec": corpus_words * args.epochs / seconds,
+    return {"system": "gensim hs" if tree_of is None else "gensim hs, w2v's tree", "model": model, "train_s": seconds, "words_per_sec": corpus_words * args.epochs / seconds,
             "vocab": len(w2v.wv), "load_before": before, "load_after": load(), **evaluate_vectors(w2v.wv)}
 
 
@@ -101,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="seeds 1..N; the table gives mean ± sd")
     parser.add_argument("--max-lines", type=int, default=None)
     parser.add_argument("--cache-dir", default="data/cache")
+    parser.add_argument("--same-tree", action="store_true",
+                        help="also train gensim on w2v's Huffman tree (a third row per model: tree against trainer)")
     parser.add_argument("--out", default="outputs/bench_hs")
     args = parser.parse_args(argv)
     # compare_gensim's run_config reads these; hs ignores negatives, the fused C kernel the batch size
@@ -127,8 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         for model in args.models:
             for seed in range(1, args.seeds + 1):
                 args.seed = seed
-                for row in (train_gensim_hs(sentences, model, args, corpus_words),
-                            train_ours_hs(args, model, out_dir, corpus_words)):
+                runs = [lambda: train_gensim_hs(sentences, model, args, corpus_words)]
+                if args.same_tree:
+                    runs.append(lambda: train_gensim_hs(sentences, model, args, corpus_words, tree_of=token_ids))
+                runs.append(lambda: train_ours_hs(args, model, out_dir, corpus_words))
+                for run_one in runs:
+                    row = run_one()
                     corpus_rows.append({**row, "corpus": name, "corpus_words": corpus_words, "seed": seed})
                     print(f"  {row['system']} {model} seed {seed}: {row['train_s']:.1f}s, "
                           f"{row['words_per_sec'] / 1e6:.3f}M words/s, analogy {row['analogy_acc']:.4f}, "
@@ -141,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = [f"hierarchical softmax, w2v backend=fused model.loss=hs vs gensim hs=1 negative=0: dim {args.dim}, "
              f"window {args.window}, sample {args.sample}, min_count {args.min_count}, {args.epochs} epochs, "
-             f"{args.workers} workers, mean ± sd of {args.seeds} seed(s); speed = train words/s ratio (higher: w2v "
+             f"{args.workers} workers, w2v train.lr {args.lr:g} against gensim's alpha 0.025, mean ± sd of "
+             f"{args.seeds} seed(s); speed = train words/s ratio (higher: w2v "
              f"faster)", "", *table(summary)]
     print("\n" + "\n".join(lines))
     write_report(out_dir, "bench_hs", "\n".join(lines), rows)

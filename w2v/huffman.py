@@ -82,9 +82,11 @@ def build_huffman(counts: np.ndarray) -> HuffmanTree:
     counts = np.asarray(counts, dtype=np.int64)
     v = len(counts)
     # Most frequent first; ties keep id order, which w2v/encode.py numbers in first-seen order (rare words
-    # first seen together become siblings). gensim's heap scrambles ties instead: measured, neither order
-    # is better, but the choice among these equally short trees moves single quality figures by more than
-    # the seed spread (docs/performance.md, "Hierarchical softmax").
+    # first seen together become siblings). gensim's heap orders ties otherwise. Which equal-count words
+    # become siblings is a draw among equally short trees, and it moves quality as much as the seed does,
+    # for gensim too: trained by gensim itself on four such trees, tech-clean skip-gram's analogy score ran
+    # from 0.069 to 0.077. No tie rule was better across trees and corpora, so word2vec.c's is kept
+    # (docs/performance.md, "Hierarchical softmax", session 18).
     order = np.argsort(-counts, kind="stable")
     parent, bit = merge_parents(counts[order])
     if v < 2:  # a single word needs no decision

@@ -169,7 +169,8 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
     # evaluate=false means no evaluation at all: a run timed or scripted without it pays for none.
     on_eval = eval_while_training(backend, token_ids.tokenizer, counts, writer) \
         if cfg.evaluate and cfg.train.eval_every is not None else None
-    log.info(f"training: {cfg.train.epochs} epochs of {n_tokens} words on {world.world_size} rank(s); "
+    log.info(f"training: {cfg.train.epochs} epochs of {n_tokens} words on {world.world_size} rank(s), "
+             f"lr {cfg.train.lr:g} -> {cfg.train.min_lr:g}; "
              f"Ctrl-C / SIGTERM stops after the current step with a checkpoint")
     try:
         with StopRequest() as stop:

@@ -87,7 +87,8 @@ def train_gensim_hs(sentences, model: str, args, corpus_words: int, tree_of=None
     started = time.perf_counter()
     w2v.train(sentences, total_words=w2v.corpus_total_words, epochs=args.epochs)  # alpha decays by words, as ours
     seconds = time.perf_counter() - started
-    return {"system": "gensim hs" if tree_of is None else "gensim hs, w2v's tree", "model": model, "train_s": seconds, "words_per_sec": corpus_words * args.epochs / seconds,
+    system = "gensim hs" if tree_of is None else "gensim hs, w2v's tree"
+    return {"system": system, "model": model, "train_s": seconds, "words_per_sec": corpus_words * args.epochs / seconds,
             "vocab": len(w2v.wv), "load_before": before, "load_after": load(), **evaluate_vectors(w2v.wv)}
 
 

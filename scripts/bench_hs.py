@@ -56,21 +56,21 @@ def hs_config(args, model: str) -> dict:
     return config
 
 
-def hand_tree_to_gensim(w2v_model, token_ids) -> None:
+def hand_tree_to_gensim(gensim_model, token_ids) -> None:
     """Replace gensim's Huffman codes and points with w2v's tree over the same counts, word by word.
 
     w2v's vocabulary has one word more than gensim's, the count-0 [UNK] at id 0 (w2v/vocab.py), a leaf of
     w2v's tree that no training example reaches; w2v's V-1 inner nodes are then exactly gensim's V_gensim
     rows of syn1, so points index gensim's output table as they do w2v's."""
     tree = build_huffman(np.asarray(token_ids.counts))
-    if len(w2v_model.syn1) != len(tree.lengths) - 1:
-        raise W2VError(f"gensim kept {len(w2v_model.syn1)} words, w2v {len(tree.lengths) - 1}: not the same vocabulary")
+    if len(gensim_model.syn1) != len(tree.lengths) - 1:
+        raise W2VError(f"gensim kept {len(gensim_model.syn1)} words, w2v {len(tree.lengths) - 1}: not the same vocabulary")
     ids = {word: i for i, word in enumerate(id_to_word(token_ids.tokenizer))}
-    for index, word in enumerate(w2v_model.wv.index_to_key):
+    for index, word in enumerate(gensim_model.wv.index_to_key):
         i = ids[word]
         length = tree.lengths[i]
-        w2v_model.wv.set_vecattr(index, "code", tree.codes[i, :length].astype(np.uint8))
-        w2v_model.wv.set_vecattr(index, "point", tree.points[i, :length].astype(np.uint32))
+        gensim_model.wv.set_vecattr(index, "code", tree.codes[i, :length].astype(np.uint8))
+        gensim_model.wv.set_vecattr(index, "point", tree.points[i, :length].astype(np.uint32))
 
 
 def train_gensim_hs(sentences, model: str, args, corpus_words: int, tree_of=None) -> dict:

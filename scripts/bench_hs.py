@@ -15,7 +15,9 @@ points handed to gensim in place of its own). Every tree of these counts gives t
 which equal-count words end up siblings differs, and that choice moves the quality of either trainer
 by more than its seeds do (docs/performance.md, "Hierarchical softmax", session 18). The third row
 separates the two: gensim's own tree against gensim on w2v's is the tree; that row against w2v is the trainer.
-Prints a table (mean ± sd over seeds; time ratio w2v / gensim) and writes bench_hs.md / bench_hs.csv to --out.
+Prints a table (mean ± sd over seeds; time ratio w2v / gensim; each figure's difference from gensim's own row
+with Welch's t, where |t| < 2 is within seed noise) and writes bench_hs.md / bench_hs.csv to --out. Epochs
+default to the project's train.epochs, so the table measures the defaults.
 """
 from __future__ import annotations
 
@@ -73,21 +75,24 @@ def hand_tree_to_gensim(gensim_model, token_ids) -> None:
         gensim_model.wv.set_vecattr(index, "point", tree.points[i, :length].astype(np.uint32))
 
 
-def train_gensim_hs(sentences, model: str, args, corpus_words: int, tree_of=None) -> dict:
-    """gensim hs=1, negative=0; with tree_of (a token-id cache), on w2v's Huffman tree of its counts."""
+def train_gensim_hs(sentences, model: str, args, corpus_words: int, tree_of=None, workers: int | None = None) -> dict:
+    """gensim hs=1, negative=0; with tree_of (a token-id cache), on w2v's Huffman tree of its counts;
+    workers: gensim's worker threads (default args.workers)."""
     from gensim.models import Word2Vec
 
     before = load()
+    workers = args.workers if workers is None else workers
     w2v = Word2Vec(vector_size=args.dim, window=args.window, hs=1, negative=0, sample=args.sample,
                    min_count=args.min_count, sg=int(model == "skipgram"), cbow_mean=1, alpha=0.025,
-                   min_alpha=0.0001, workers=args.workers, seed=args.seed)
+                   min_alpha=0.0001, workers=workers, seed=args.seed)
     w2v.build_vocab(sentences)
     if tree_of is not None:
         hand_tree_to_gensim(w2v, tree_of)
     started = time.perf_counter()
     w2v.train(sentences, total_words=w2v.corpus_total_words, epochs=args.epochs)  # alpha decays by words, as ours
     seconds = time.perf_counter() - started
-    system = "gensim hs" if tree_of is None else "gensim hs, w2v's tree"
+    system = ("gensim hs" if tree_of is None else "gensim hs, w2v's tree") + \
+        (f", {workers} worker" if workers != args.workers else "")
     return {"system": system, "model": model, "train_s": seconds, "words_per_sec": corpus_words * args.epochs / seconds,
             "vocab": len(w2v.wv), "load_before": before, "load_after": load(), **evaluate_vectors(w2v.wv)}
 
@@ -103,13 +108,22 @@ def train_ours_hs(args, model: str, out_dir: Path, corpus_words: int) -> dict:
             "load_before": before, "load_after": load(), **{k: metrics[k] for k in METRICS}}
 
 
+def welch_t(row: dict, ref: dict, key: str) -> float:
+    """(row mean - ref mean) / its standard error, each side's seed sd over its own seeds (Welch's t)."""
+    se = np.sqrt(row[key + "_sd"] ** 2 / row["seeds"] + ref[key + "_sd"] ** 2 / ref["seeds"])
+    return (row[key] - ref[key]) / se if se > 0 else float("nan")
+
+
 def table(rows: list[dict]) -> list[str]:
+    """Markdown lines. Each figure of a non-gensim row carries its difference from gensim's own row and
+    Welch's t: |t| < 2 is within seed noise (about a 5 % two-sided test at 6 or more seeds a side)."""
     lines = ["| corpus | model | system | train words/s | w2v speed vs gensim | analogy | WS-353 | SimLex | load 1-min |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         ref = next(r for r in rows if (r["corpus"], r["model"], r["system"]) == (row["corpus"], row["model"], "gensim hs"))
         speed = f"{row['words_per_sec'] / ref['words_per_sec']:.2f}x" if row is not ref else "1"
-        quality = " | ".join(f"{row[k]:.4f} ± {row[k + '_sd']:.4f}" for k in METRICS)
+        quality = " | ".join(f"{row[k]:.4f} ± {row[k + '_sd']:.4f}" + (
+            "" if row is ref else f" ({row[k] - ref[k]:+.4f}, t {welch_t(row, ref, k):+.1f})") for k in METRICS)
         lines.append(f"| {row['corpus']} | {row['model']} | {row['system']} | {row['words_per_sec'] / 1e6:.3f}M | "
                      f"{speed} | {quality} | {row['load_min']:.1f}-{row['load_max']:.1f} |")
     return lines
@@ -120,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", action="append", default=[],
                         help="text file, or 'sample' for the bundled corpus (repeatable); default: sample")
     parser.add_argument("--models", nargs="+", default=["skipgram", "cbow"], choices=["skipgram", "cbow"])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="default: the project's train.epochs")
     parser.add_argument("--dim", type=int, default=100)
     parser.add_argument("--window", type=int, default=5)
     parser.add_argument("--sample", type=float, default=1e-3)
@@ -128,11 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=TrainConfig.lr,
                         help="w2v's train.lr (default: the project's; gensim keeps alpha 0.025)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gensim workers = w2v threads")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 1..N; the table gives mean ± sd")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="seeds 1..N; the table gives mean ± sd and Welch's t against gensim (use 6+ to judge noise)")
     parser.add_argument("--max-lines", type=int, default=None)
     parser.add_argument("--cache-dir", default="data/cache")
     parser.add_argument("--same-tree", action="store_true",
                         help="also train gensim on w2v's Huffman tree (a third row per model: tree against trainer)")
+    parser.add_argument("--one-worker-gensim", action="store_true",
+                        help="add gensim with 1 worker: its updates in order, as w2v's (see the module docstring)")
     parser.add_argument("--out", default="outputs/bench_hs")
     args = parser.parse_args(argv)
     # compare_gensim's run_config reads these; hs ignores negatives, the fused C kernel the batch size
@@ -162,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                 runs = [lambda: train_gensim_hs(sentences, model, args, corpus_words)]
                 if args.same_tree:
                     runs.append(lambda: train_gensim_hs(sentences, model, args, corpus_words, tree_of=token_ids))
+                if args.one_worker_gensim and args.workers != 1:
+                    runs.append(lambda: train_gensim_hs(sentences, model, args, corpus_words, workers=1))
                 runs.append(lambda: train_ours_hs(args, model, out_dir, corpus_words))
                 for run_one in runs:
                     row = run_one()

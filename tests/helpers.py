@@ -148,15 +148,16 @@ def hs_counts(vocab: int = 30):
     return (1000 / np.arange(1, vocab + 1)).astype(np.int64) + 1
 
 
-def hs_example(model: str, make, vocab: int = 30, n: int = 12):
-    """(hierarchical-softmax objective over hs_counts, a batch of `make` without negatives)."""
+def hs_example(model: str, make, vocab: int = 30, n: int = 12, node_sample: float = 0.0):
+    """(hierarchical-softmax objective over hs_counts, inner nodes subsampled at node_sample, a batch of
+    `make` without negatives)."""
     import torch
 
     from w2v.objective import make_objective
 
     batch = make(n=n, vocab=vocab)
     batch.negatives = torch.zeros((batch.size, 0), dtype=torch.int64)
-    return make_objective(model, 3, 5, loss="hs", counts=hs_counts(vocab)), batch
+    return make_objective(model, 3, 5, loss="hs", counts=hs_counts(vocab), node_sample=node_sample), batch
 
 
 def saturating(objective, inp, out, batch, scale: float):

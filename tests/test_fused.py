@@ -232,7 +232,8 @@ def reference_chunk(model: str, inp: np.ndarray, out: np.ndarray, ids, sentence,
     the centre and every context row gets the full error back. Example e takes draws[e*K:(e+1)*K] as
     its negatives (the kernel's stream, read one example ahead). Keyword switches turn one feature off,
     to show the comparison would catch its absence. Updates inp and out in place; returns (loss, examples).
-    tree: hierarchical softmax instead (a w2v.huffman.HuffmanTree): the target's path, label 1 - code, no draws.
+    tree: hierarchical softmax instead (a w2v.huffman.HuffmanTree): the target's path, label 1 - code, no draws;
+    each inner node's row moves at its tree.node_lr share of the step (the hidden vector's gradient does not).
     """
     def sigmoid(x):
         return 1.0 / (1.0 + np.exp(-x))
@@ -254,7 +255,8 @@ def reference_chunk(model: str, inp: np.ndarray, out: np.ndarray, ids, sentence,
             g = (label - sigmoid(score)) * lr
             loss += np.logaddexp(0.0, -score if label else score)
             work += g * row
-            out[word] = row + g * hidden
+            node_scale = 1.0 if tree is None or tree.node_lr is None else float(tree.node_lr[word])
+            out[word] = row + g * node_scale * hidden
         return work, loss
 
     n = len(ids)
@@ -492,11 +494,12 @@ def test_the_c_example_entry_refuses_ids_outside_the_vocabulary():
 
 # -- hierarchical softmax (model.loss=hs) ----------------------------------------------------------
 
+@pytest.mark.parametrize("node_sample", [0.0, 0.05])
 @pytest.mark.parametrize("model,make", [("skipgram", skipgram_batch), ("cbow", cbow_batch)])
-def test_hs_torch_step_equals_autograd_sgd_step(model, make):
+def test_hs_torch_step_equals_autograd_sgd_step(model, make, node_sample):
     """The closed-form step over Huffman paths == autograd's on the objective's loss, saturated nodes
-    included; it moves only inner-node rows on the predicted words' paths."""
-    objective, batch = hs_example(model, make)
+    included, inner-node subsampling too; it moves only inner-node rows on the predicted words' paths."""
+    objective, batch = hs_example(model, make, node_sample=node_sample)
     inp, out = tables()
     inp = saturating(objective, inp, out, batch, 3.0)  # saturated nodes take no update on either side
     dense, fused = DenseBackend(inp, out), FusedBackend(inp, out)
@@ -515,8 +518,9 @@ def test_hs_torch_step_equals_autograd_sgd_step(model, make):
 @needs_c
 @pytest.mark.parametrize("dim,scale", [(8, 1.0), (100, 0.08), (8, 3.0)])  # 100: the kernel's unrolled path;
 @pytest.mark.parametrize("model,make", [("skipgram", skipgram_batch), ("cbow", cbow_batch)])  # 3.0: saturated
-def test_hs_c_kernel_equals_autograd_one_example_at_a_time(model, make, dim, scale):
-    objective, batch = hs_example(model, make)
+@pytest.mark.parametrize("node_sample", [0.0, 0.05])
+def test_hs_c_kernel_equals_autograd_one_example_at_a_time(model, make, dim, scale, node_sample):
+    objective, batch = hs_example(model, make, node_sample=node_sample)
     inp, out = tables(dim=dim)
     inp = inp * scale if scale < 2 else saturating(objective, inp, out, batch, scale)
     dense = DenseBackend(inp, out)
@@ -531,15 +535,17 @@ def test_hs_c_kernel_equals_autograd_one_example_at_a_time(model, make, dim, sca
 
 
 @needs_c
+@pytest.mark.parametrize("node_sample", [0.0, 0.05])
 @pytest.mark.parametrize("model", ["skipgram", "cbow"])
-def test_hs_c_chunk_path_equals_the_reference_and_marks_the_inner_nodes(model):
+def test_hs_c_chunk_path_equals_the_reference_and_marks_the_inner_nodes(model, node_sample):
     """run_job's hierarchical-softmax path (one thread) against reference_chunk over the same tree, and its
     row marks: every inner-node row it writes is marked, and nothing else (the table sync relies on it)."""
     kernel = load_sgns()
     vocab, dim, lr_from, lr_to = 12, 8, 0.4, 0.05
     ids, sentence, reduced, centres = small_chunk(vocab=vocab)
     counts = np.bincount(ids, minlength=vocab) + 1
-    objective = make_objective(model, 4, 5, "hs", counts)
+    objective = make_objective(model, 4, 5, "hs", counts, node_sample=node_sample)
+    assert node_sample == 0 or objective.tree.node_lr.min() < 0.5  # the top nodes really are scaled
     alias = kernel.build_alias(noise_distribution(counts))
     inp0 = (torch.rand(vocab, dim, generator=torch.Generator().manual_seed(0)) - 0.5)
     out0 = torch.randn(vocab, dim, generator=torch.Generator().manual_seed(1)) * 0.3
@@ -625,3 +631,24 @@ def test_hs_training_puts_topic_mates_together(model, use_c):
     untrained = objective.tree.lengths[1:].mean() * np.log(2)
     assert float(loss) / examples < min(first, 0.6 * untrained), (float(loss) / examples, first, untrained)
     assert_topics_separate(backend, vocab)
+
+
+@pytest.mark.parametrize("model,make", [("skipgram", skipgram_batch), ("cbow", cbow_batch)])
+def test_hs_node_subsampling_scales_each_inner_node_row_step_and_nothing_else(model, make):
+    """One summed step with inner-node subsampling against one without, from the same tables: the input rows
+    take the same step (their gradient is the rows' before the step), and every inner node's row takes its
+    node_lr share of the unscaled step, the root far less than the nodes of rare words."""
+    scaled_objective, batch = hs_example(model, make, node_sample=0.05)
+    plain_objective, _ = hs_example(model, make)
+    inp, out = tables()
+    scaled, plain = FusedBackend(inp, out), FusedBackend(inp, out)
+    scaled.train_step(scaled_objective, batch, lr=0.3)
+    plain.train_step(plain_objective, batch, lr=0.3)
+    torch.testing.assert_close(scaled.input_weights(), plain.input_weights())
+    node_lr = torch.from_numpy(scaled_objective.tree.node_lr)
+    plain_step = plain.output_weights() - out
+    expected = out.clone()
+    expected[:len(node_lr)] += node_lr.unsqueeze(1) * plain_step[:len(node_lr)]
+    torch.testing.assert_close(scaled.output_weights(), expected)
+    root = len(node_lr) - 1
+    assert node_lr[root] < 0.5 and node_lr.max() == 1.0 and plain_step[root].abs().max() > 0

@@ -6,7 +6,7 @@ import heapq
 import numpy as np
 import pytest
 
-from w2v.huffman import build_huffman
+from w2v.huffman import build_huffman, node_counts
 
 
 def optimal_cost(counts) -> int:
@@ -105,3 +105,25 @@ def test_the_memory_guard_counts_the_tree():
               for loss in ("ns", "hs"))
     tree = build_huffman(counts)
     assert hs["tables"] - ns["tables"] == tree.peak_bytes() >= tree.codes.size * 18
+
+
+def test_node_subsampling_is_word2vecs_keep_probability_of_each_inner_nodes_traffic():
+    """node_lr[n] = (sqrt(c_n / t) + 1) t / c_n capped at 1, where c_n sums the counts of the words below
+    inner node n and t = sample x the word total; sample 0 gives no scale at all."""
+    counts = np.array([0, 400, 200, 100, 60, 30, 5, 5])
+    tree = build_huffman(counts, node_sample=0.05)
+    traffic = node_counts(tree, counts)
+    root = len(counts) - 2
+    assert traffic[root] == counts.sum()
+    for node in range(len(counts) - 1):  # every inner node's traffic is the words below it, walked from the paths
+        below = [w for w in range(len(counts)) if node in tree.points[w, :tree.lengths[w]].tolist()]
+        assert traffic[node] == counts[below].sum()
+    t = 0.05 * counts.sum()
+    expected = np.minimum(1.0, (np.sqrt(traffic / t) + 1) * t / traffic)
+    np.testing.assert_allclose(tree.node_lr, expected, rtol=1e-6)
+    assert tree.node_lr[root] < 0.5 and tree.node_lr.min() == tree.node_lr[root] and tree.node_lr.max() == 1.0
+    # the same codes and points as the tree without it
+    plain = build_huffman(counts)
+    assert plain.node_lr is None
+    np.testing.assert_array_equal(plain.codes, tree.codes)
+    np.testing.assert_array_equal(plain.points, tree.points)

@@ -79,10 +79,11 @@ def test_hs_kernels_equal_autograd_one_example_at_a_time():
 
 def check_hs_kernels_equal_autograd_one_example_at_a_time():
     """Hierarchical softmax through the objective's triton_examples (the fused backend's call), against
-    autograd SGD on batches of one, in order."""
+    autograd SGD on batches of one, in order; with and without inner-node subsampling."""
     _kernels()
-    for model, make in [("skipgram", skipgram_batch), ("cbow", cbow_batch)]:
-        objective, batch = hs_example(model, make, n=40)
+    for model, make, node_sample in [("skipgram", skipgram_batch, 0.0), ("cbow", cbow_batch, 0.0),
+                                     ("skipgram", skipgram_batch, 0.05), ("cbow", cbow_batch, 0.05)]:
+        objective, batch = hs_example(model, make, n=40, node_sample=node_sample)
         inp, out = tables()
         inp = saturating(objective, inp, out, batch, 3.0)  # saturated nodes: no update on either side
         dense = DenseBackend(inp, out)
@@ -196,7 +197,7 @@ def test_kernels_compile_for_a_hopper_gpu(model):
     tail = {"negatives_ptr": "*i64", "lrs_ptr": "*fp32", "losses_ptr": "*fp32", "n": "i32"}
     sizes = {"DIM": 100, "BLOCK_DIM": 128, "K": 5, "EXAMPLES": sgns_triton.EXAMPLES_PER_PROGRAM}
     if model.endswith("_hs"):  # the path's rows in a loop of the path's length: one atomic add in it
-        tail = {"codes_ptr": "*i8", "points_ptr": "*i64", "lengths_ptr": "*i64", "lrs_ptr": "*fp32",
+        tail = {"codes_ptr": "*i8", "points_ptr": "*i64", "lengths_ptr": "*i64", "node_lr_ptr": "*fp32", "lrs_ptr": "*fp32",
                 "losses_ptr": "*fp32", "n": "i32", "width": "i32"}
         del sizes["K"]
     if model == "skipgram_hs":

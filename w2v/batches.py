@@ -17,12 +17,15 @@ import numpy as np
 import torch
 
 
-def keep_probability(counts: np.ndarray, sample: float) -> np.ndarray:
-    """(vocab,) float64 probability of keeping each word occurrence; 1 when sample == 0."""
+def keep_probability(counts: np.ndarray, sample: float, total: float | None = None) -> np.ndarray:
+    """(vocab,) float64 probability of keeping each word occurrence; 1 when sample == 0.
+
+    total: the corpus size the threshold is a fraction of (default counts.sum(); the Huffman tree's
+    inner nodes pass the word total, as their counts overlap)."""
     counts = np.asarray(counts, dtype=np.float64)
     if sample <= 0:
         return np.ones_like(counts)
-    threshold = sample * counts.sum()
+    threshold = sample * (counts.sum() if total is None else total)
     with np.errstate(divide="ignore", invalid="ignore"):
         keep = (np.sqrt(counts / threshold) + 1.0) * threshold / counts
     keep[counts == 0] = 0.0

@@ -28,6 +28,8 @@ class ModelConfig:
     negative: int = 5  # unused with loss=hs
     loss: str = "ns"  # ns: negative sampling | hs: hierarchical softmax (a Huffman tree, no negatives)
     init_range: float = 1.0  # input rows start uniform in +-init_range/dim: 1.0 gensim 4 (0.5 word2vec.c)
+    # loss=hs: each inner node's row learns at lr x vocab.sample's keep probability of its traffic (w2v/huffman.py)
+    hs_node_subsampling: bool = True
 
 
 FUSED_KERNELS = ("auto", "c", "torch")  # backend=fused on the CPU: the C kernel when it builds, the C kernel, torch ops
@@ -160,6 +162,7 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
         negative=_int(m, "negative", "model", 1),
         loss=str(m.get("loss", ModelConfig.loss)),
         init_range=_float(m, "init_range", "model") if "init_range" in m else ModelConfig.init_range,
+        hs_node_subsampling=_bool(m, "hs_node_subsampling", "model", ModelConfig.hs_node_subsampling),
     )
     if model.loss not in ("ns", "hs"):
         raise W2VError(f"model.loss must be ns (negative sampling) or hs (hierarchical softmax), got {model.loss!r}")

@@ -10,6 +10,15 @@ A word's path runs from the root down: at step k the hidden vector is scored aga
 output row `points[w, k]` of an inner node (rows 0..V-2 of the output table; the root is
 V-2) and the label is 1 - `codes[w, k]`, the bit of the child the path goes on to.
 Paths are padded to the longest with the root's row and code 0; `lengths` says how much is real.
+
+Inner-node subsampling (`node_lr`, model.hs_node_sample): word2vec subsamples frequent words because
+their many pairs teach little, but every pair still passes the root and the nodes near it, whatever was
+subsampled. So each inner node's row learns at lr times word2vec's keep probability of its traffic (the
+summed counts of the words below it, the threshold vocab.sample of all words), its expected share if
+its updates were subsampled like a word's; the input vectors still get the full gradient. The root
+(traffic: every word) then learns at about 3 % of lr with sample 1e-3, nodes of rare words at lr.
+Measured on gensim's own job stream, replayed update for update: +1.3 analogy points, WS-353 unchanged
+(docs/performance.md, "Hierarchical softmax", session 19).
 """
 from __future__ import annotations
 
@@ -17,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from .batches import keep_probability
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,6 +38,7 @@ class HuffmanTree:
     codes: np.ndarray
     points: np.ndarray
     lengths: np.ndarray
+    node_lr: np.ndarray | None = None  # (V-1,) float32 learning-rate scale of each inner node's row; None: 1
     _on_device: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -38,6 +50,16 @@ class HuffmanTree:
         codes, int64 points and lengths): a run's share of memory for hierarchical softmax."""
         cells, words = self.codes.size, len(self.lengths)
         return self.codes.nbytes + self.points.nbytes + self.lengths.nbytes + cells * (4 + 8 + 1) + words * 8
+
+    def node_lr_on(self, device: torch.device, rows: int) -> torch.Tensor:
+        """(rows,) float32 learning-rate scale per output row on `device` (1 past the inner nodes), copied once."""
+        key = ("node_lr", str(torch.device(device)), rows)
+        if key not in self._on_device:
+            scale = np.ones(rows, dtype=np.float32)
+            if self.node_lr is not None:
+                scale[:len(self.node_lr)] = self.node_lr
+            self._on_device[key] = torch.from_numpy(scale).to(device)
+        return self._on_device[key]
 
     def on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(codes float32, points int64, lengths int64) on `device`, copied there once."""
@@ -77,8 +99,10 @@ def merge_parents(sorted_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return parent, bit
 
 
-def build_huffman(counts: np.ndarray) -> HuffmanTree:
-    """The tree over a vocabulary's counts (V,); words with count 0 get the longest codes."""
+def build_huffman(counts: np.ndarray, node_sample: float = 0.0) -> HuffmanTree:
+    """The tree over a vocabulary's counts (V,); words with count 0 get the longest codes.
+
+    node_sample > 0: inner-node subsampling at that threshold (`node_lr`, the module docstring); 0: none."""
     counts = np.asarray(counts, dtype=np.int64)
     v = len(counts)
     # Most frequent first; ties keep id order, which w2v/encode.py numbers in first-seen order (rare words
@@ -112,7 +136,18 @@ def build_huffman(counts: np.ndarray) -> HuffmanTree:
     # Back from frequency order to word ids.
     by_id = np.empty(v, dtype=np.int64)
     by_id[order] = np.arange(v)
-    return HuffmanTree(codes[by_id], points[by_id], lengths_sorted[by_id].astype(np.int32))
+    tree = HuffmanTree(codes[by_id], points[by_id], lengths_sorted[by_id].astype(np.int32))
+    if node_sample <= 0:
+        return tree
+    return HuffmanTree(tree.codes, tree.points, tree.lengths,
+                       keep_probability(node_counts(tree, counts), node_sample, total=float(counts.sum())).astype(np.float32))
+
+
+def node_counts(tree: HuffmanTree, counts: np.ndarray) -> np.ndarray:
+    """(V-1,) float64 traffic of each inner node: the summed counts of the words whose paths pass it."""
+    on_path = np.arange(tree.max_length)[None, :] < tree.lengths[:, None]
+    weights = np.broadcast_to(np.asarray(counts, dtype=np.float64)[:, None], on_path.shape)[on_path]
+    return np.bincount(tree.points[on_path], weights=weights, minlength=max(len(counts) - 1, 0))
 
 
 def _depths(parent: np.ndarray, root: int) -> np.ndarray:

@@ -209,11 +209,25 @@ class Objective(ABC):
             return sampled_targets(positive, negatives, dtype)
         return tree_targets(positive, *self.tree.on(positive.device), dtype)
 
+    def row_lr_scale(self, targets: torch.Tensor, rows: int | None = None) -> torch.Tensor | None:
+        """(B, T) learning-rate scale of each target's output row (inner-node subsampling, w2v/huffman.py),
+        or None where every row learns at lr. rows: the output table's (default: the vocabulary's)."""
+        if self.tree is None or self.tree.node_lr is None:
+            return None
+        return self.tree.node_lr_on(targets.device, rows or len(self.tree.lengths))[targets]
+
     def loss(self, backend, batch: Batch) -> torch.Tensor:
         """(B,) per-example loss through the backend's lookup_input / lookup_output (autograd)."""
         hidden, positive = self.hidden(backend, batch)
         targets, labels, valid = self.output_targets(positive, batch.negatives, hidden.dtype)
-        return logistic_loss(hidden, backend.lookup_output(targets), labels, valid, self.max_score)
+        rows = backend.lookup_output(targets)
+        scale = self.row_lr_scale(targets)
+        if scale is not None:
+            # The same values forward, but the output rows' gradient is scaled (the hidden vector's is not),
+            # as the closed-form steps and kernels scale each inner node's update.
+            scale = scale.unsqueeze(2).to(rows.dtype)
+            rows = rows * scale + rows.detach() * (1 - scale)
+        return logistic_loss(hidden, rows, labels, valid, self.max_score)
 
     @property
     def max_score(self) -> float | None:
@@ -226,11 +240,13 @@ class Objective(ABC):
         """The summed loss's SGD step on the tables in place, gradients in closed form
         (w2v/kernels/sgns_torch.py); returns the summed loss."""
         targets, labels, valid = self.output_targets(self.predicted(centres, contexts), negatives, in_table.dtype)
-        return self.model_step(in_table, out_table, centres, contexts, mask, targets, labels, valid, lr)
+        return self.model_step(in_table, out_table, centres, contexts, mask, targets, labels, valid, lr,
+                               self.row_lr_scale(targets, out_table.shape[0]))
 
     @abstractmethod
-    def model_step(self, in_table, out_table, centres, contexts, mask, targets, labels, valid, lr) -> torch.Tensor:
-        """The model's closed-form step against given output targets."""
+    def model_step(self, in_table, out_table, centres, contexts, mask, targets, labels, valid, lr,
+                   row_scale=None) -> torch.Tensor:
+        """The model's closed-form step against given output targets (row_scale: Objective.row_lr_scale)."""
 
     @abstractmethod
     def triton_examples(self, in_table: torch.Tensor, out_table: torch.Tensor, centres: torch.Tensor,
@@ -238,12 +254,13 @@ class Objective(ABC):
                         lrs: torch.Tensor) -> torch.Tensor:
         """word2vec's per-example updates in one Triton launch (w2v/kernels/sgns_triton.py); the summed loss."""
 
-    def triton_tree(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """The Huffman tree as the Triton kernels read it: (codes int8, points int64, lengths int64) or None."""
+    def triton_tree(self, device: torch.device, rows: int) -> tuple[torch.Tensor, ...] | None:
+        """The Huffman tree as the Triton kernels read it: (codes int8, points int64, lengths int64, learning-rate
+        scale float32 of each of the output table's `rows`) or None."""
         if self.tree is None:
             return None
         codes, points, lengths = self.tree.on(device)
-        return codes.to(torch.int8).contiguous(), points, lengths
+        return codes.to(torch.int8).contiguous(), points, lengths, self.tree.node_lr_on(device, rows)
 
 
 class SkipGram(Objective):
@@ -272,13 +289,13 @@ class SkipGram(Objective):
     def hidden(self, backend, batch):
         return backend.lookup_input(batch.centres), batch.contexts
 
-    def model_step(self, in_table, out_table, centres, contexts, mask, targets, labels, valid, lr):
-        return skipgram_step(in_table, out_table, centres, targets, labels, valid, lr, self.max_score)
+    def model_step(self, in_table, out_table, centres, contexts, mask, targets, labels, valid, lr, row_scale=None):
+        return skipgram_step(in_table, out_table, centres, targets, labels, valid, lr, self.max_score, row_scale)
 
     def triton_examples(self, in_table, out_table, centres, contexts, mask, negatives, lrs):
         from .kernels import sgns_triton  # imports triton: only where a Triton kernel runs
 
-        tree = self.triton_tree(in_table.device)
+        tree = self.triton_tree(in_table.device, out_table.shape[0])
         if tree is not None:
             return sgns_triton.skipgram_hs_examples(in_table, out_table, centres, contexts, *tree, lrs)
         return sgns_triton.skipgram_examples(in_table, out_table, centres, contexts, negatives, lrs)
@@ -310,13 +327,13 @@ class CBOW(Objective):
     def hidden(self, backend, batch):
         return cbow_hidden(backend.lookup_input(batch.contexts), batch.mask), batch.centres
 
-    def model_step(self, in_table, out_table, centres, contexts, mask, targets, labels, valid, lr):
-        return cbow_step(in_table, out_table, contexts, mask, targets, labels, valid, lr, self.max_score)
+    def model_step(self, in_table, out_table, centres, contexts, mask, targets, labels, valid, lr, row_scale=None):
+        return cbow_step(in_table, out_table, contexts, mask, targets, labels, valid, lr, self.max_score, row_scale)
 
     def triton_examples(self, in_table, out_table, centres, contexts, mask, negatives, lrs):
         from .kernels import sgns_triton  # imports triton: only where a Triton kernel runs
 
-        tree = self.triton_tree(in_table.device)
+        tree = self.triton_tree(in_table.device, out_table.shape[0])
         if tree is not None:
             return sgns_triton.cbow_hs_examples(in_table, out_table, contexts, mask, centres, *tree, lrs)
         return sgns_triton.cbow_examples(in_table, out_table, contexts, mask, centres, negatives, lrs)
@@ -326,9 +343,10 @@ OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (SkipGram, CB
 
 
 def make_objective(name: str, window: int = 5, negative: int = 5, loss: str = "ns",
-                   counts: np.ndarray | None = None) -> Objective:
+                   counts: np.ndarray | None = None, node_sample: float = 0.0) -> Objective:
     """The objective `name` (model.name: skipgram | cbow) with its window, and its loss (model.loss):
-    "ns" with `negative` negatives, or "hs" over the Huffman tree of `counts` (then no negatives: 0)."""
+    "ns" with `negative` negatives, or "hs" over the Huffman tree of `counts` (then no negatives: 0),
+    its inner nodes subsampled at node_sample (w2v/huffman.py; 0: none)."""
     if name not in OBJECTIVES:
         raise KeyError(f"unknown model {name!r}; valid: {', '.join(sorted(OBJECTIVES))}")
     if loss not in LOSSES:
@@ -337,4 +355,4 @@ def make_objective(name: str, window: int = 5, negative: int = 5, loss: str = "n
         return OBJECTIVES[name](window=window, negative=negative)
     if counts is None:
         raise ValueError("hierarchical softmax needs the vocabulary's counts for its Huffman tree")
-    return OBJECTIVES[name](window=window, negative=0, tree=build_huffman(counts))
+    return OBJECTIVES[name](window=window, negative=0, tree=build_huffman(counts, node_sample))

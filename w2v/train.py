@@ -138,7 +138,8 @@ def run(cfg: RunConfig, run_dir: Path, show_progress: bool = True, options: RunO
     # Ranks on one host share its memory; ranks on GPUs each have their own.
     shared = world.local_world_size if device.type == "cpu" and world.distributed else 1
     objective = make_objective(cfg.model.name, cfg.model.window, cfg.model.negative, cfg.model.loss,
-                               counts=token_ids.counts)
+                               counts=token_ids.counts,
+                               node_sample=cfg.vocab.sample if cfg.model.hs_node_subsampling else 0.0)
     world.on_every_rank(lambda: check_fits(
         BACKENDS[cfg.backend.name], vocab_size, cfg.model.dim, objective, cfg.train.batch_size, device,
         available=available_bytes(device) // shared, world_size=world.world_size, sync_method=cfg.train.sync_method))

@@ -174,6 +174,8 @@ typedef struct {
     const int32_t *points;  /* (vocab, width): the inner nodes' output rows on that path */
     const int32_t *lengths; /* (vocab,) */
     int64_t width;
+    const float *node_lr;   /* (vocab-1,) learning-rate scale of each inner node's row, or NULL: 1
+                               (inner-node subsampling, w2v/huffman.py) */
 } Tree;
 
 /* Every hierarchical-softmax example passes the root and the nodes just below it, so with two or more
@@ -229,8 +231,8 @@ static void merge_hot_rows(HotRows *hot, float *out, int64_t dim) {
 }
 
 /* Hierarchical softmax for one example: `hidden` against the inner nodes on `word`'s path, each row
-   updated at once (as train_example does), the input-side gradient in `work`; the rows written are
-   marked. A node with |score| >= HS_MAX_SCORE is not updated. Returns the loss, sum of -log s((1 - 2 code) score). */
+   updated at once (as train_example does) at its node's share of lr (tree->node_lr), the input-side
+   gradient in `work` at the full lr; the rows written are marked. A node with |score| >= HS_MAX_SCORE is not updated. Returns the loss, sum of -log s((1 - 2 code) score). */
 static inline __attribute__((always_inline)) double train_example_hs(
         const float *restrict hidden, float *restrict work, float *out, int64_t dim, const Tree *tree, int64_t word,
         float lr, uint8_t *out_marks, const HotRows *hot) {
@@ -239,6 +241,7 @@ static inline __attribute__((always_inline)) double train_example_hs(
     const int32_t *point = tree->points + word * tree->width;
     int64_t length = tree->lengths[word], hot_lo = hot->lo;
     float *hot_rows = hot->rows;
+    const float *node_lr = tree->node_lr;
     memset(work, 0, sizeof(float) * dim);
     for (int64_t k = 0; k < length; k++) {
         int64_t node = point[k];
@@ -248,7 +251,7 @@ static inline __attribute__((always_inline)) double train_example_hs(
         if (score <= -HS_MAX_SCORE || score >= HS_MAX_SCORE) continue;
         float g = (1.0f - (float)code[k] - sigmoid(score)) * lr;
         axpy(work, g, row, dim);
-        axpy(row, g, hidden, dim);
+        axpy(row, node_lr ? g * node_lr[node] : g, hidden, dim);
         if (out_marks && !out_marks[point[k]]) out_marks[point[k]] = 1;
     }
     return loss;
@@ -428,14 +431,16 @@ static void *run_job(void *arg) {
    Writes the summed loss and the example count (pairs, or CBOW windows). in_marks / out_marks:
    NULL, or (vocab,) bytes each, set to 1 on every input / output row written.
    codes, points, lengths, width: NULL (0) for negative sampling, or the Huffman tree (vocab rows of
-   `width`) for hierarchical softmax; then the noise table only gives the vocabulary's size. Returns 0 on success. */
+   `width`) for hierarchical softmax, with node_lr (vocab-1 floats, or NULL) scaling each inner node's row update;
+   then the noise table only gives the vocabulary's size. Returns 0 on success. */
 int w2v_train_chunk(int cbow, float *in, float *out, int64_t dim, const int64_t *ids, const int64_t *sentence,
                     const int64_t *window, int64_t n, int64_t centre_lo, int64_t centre_hi, int64_t negative,
                     const uint32_t *threshold,
                     const int32_t *alias, int64_t vocab, float lr_from, float lr_to, uint64_t seed, int threads,
                     uint8_t *in_marks, uint8_t *out_marks, const uint8_t *codes, const int32_t *points,
-                    const int32_t *lengths, int64_t width, double *loss_out, int64_t *examples_out) {
-    Tree tree = {codes, points, lengths, width};
+                    const int32_t *lengths, int64_t width, const float *node_lr, double *loss_out,
+                    int64_t *examples_out) {
+    Tree tree = {codes, points, lengths, width, node_lr};
     if (negative > MAX_NEGATIVE_AHEAD) return -2; /* the caller uses the torch path instead */
     if (threads < 1) threads = 1;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
@@ -482,12 +487,12 @@ int w2v_train_chunk(int cbow, float *in, float *out, int64_t dim, const int64_t 
    skip-gram: centres (n,) input words, contexts (n,) targets.
    CBOW: contexts (n, width) input words with mask (n, width), centres (n,) targets.
    negatives (n, negative); or, with codes != NULL, hierarchical softmax over the Huffman tree
-   (codes, points, lengths, tree_width) and no negatives. Returns the summed loss. */
+   (codes, points, lengths, tree_width, node_lr) and no negatives. Returns the summed loss. */
 double w2v_train_examples(int cbow, float *in, float *out, int64_t dim, const int64_t *centres,
                           const int64_t *contexts, const uint8_t *mask, int64_t width, const int64_t *negatives,
                           int64_t n, int64_t negative, float lr, const uint8_t *codes, const int32_t *points,
-                          const int32_t *lengths, int64_t tree_width) {
-    Tree tree = {codes, points, lengths, tree_width};
+                          const int32_t *lengths, int64_t tree_width, const float *node_lr) {
+    Tree tree = {codes, points, lengths, tree_width, node_lr};
     float *work = malloc(sizeof(float) * dim), *mean = malloc(sizeof(float) * dim);
     int64_t *words = malloc(sizeof(int64_t) * (negative + 1));
     double loss = 0.0;

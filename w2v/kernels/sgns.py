@@ -22,11 +22,11 @@ class SgnsKernel:
         lib.w2v_build_alias.argtypes, lib.w2v_build_alias.restype = [_ptr, _i64, _ptr, _ptr], _int
         lib.w2v_train_chunk.argtypes = [_int, _ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, _ptr, _ptr,
                                         _i64,
-                                        _f32, _f32, ctypes.c_uint64, _int, _ptr, _ptr, _ptr, _ptr, _ptr, _i64,
+                                        _f32, _f32, ctypes.c_uint64, _int, _ptr, _ptr, _ptr, _ptr, _ptr, _i64, _ptr,
                                         ctypes.POINTER(_f64), ctypes.POINTER(_i64)]
         lib.w2v_train_chunk.restype = _int
         lib.w2v_train_examples.argtypes = [_int, _ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64, _ptr, _i64, _i64, _f32,
-                                           _ptr, _ptr, _ptr, _i64]
+                                           _ptr, _ptr, _ptr, _i64, _ptr]
         lib.w2v_train_examples.restype = _f64
         lib.w2v_draw_noise.argtypes = [_ptr, _ptr, _i64, ctypes.c_uint64, _i64, _ptr]
         lib.w2v_draw_noise.restype = None
@@ -122,17 +122,22 @@ class SgnsKernel:
 
 
 def _tree_args(tree, vocab: int) -> tuple:
-    """(codes, points, lengths, width) as the kernel takes them: addresses into the tree's own contiguous arrays
-    (the tree outlives the call), or NULLs for negative sampling."""
+    """(codes, points, lengths, width, node_lr) as the kernel takes them: addresses into the tree's own contiguous
+    arrays (the tree outlives the call), or NULLs for negative sampling (and for node_lr when the tree has none)."""
     if tree is None:
-        return None, None, None, 0
+        return None, None, None, 0, None
     if tree.codes.shape[0] != vocab:
         raise ValueError(f"a Huffman tree over {tree.codes.shape[0]} words for a vocabulary of {vocab}")
     arrays = (tree.codes, tree.points, tree.lengths)
     if not all(a.flags.c_contiguous for a in arrays) or (tree.codes.dtype, tree.points.dtype, tree.lengths.dtype) \
             != (np.uint8, np.int32, np.int32):
         raise ValueError("the Huffman tree's arrays must be contiguous uint8 codes, int32 points and int32 lengths")
-    return tree.codes.ctypes.data, tree.points.ctypes.data, tree.lengths.ctypes.data, tree.codes.shape[1]
+    node_lr = tree.node_lr
+    if node_lr is not None and (node_lr.dtype != np.float32 or not node_lr.flags.c_contiguous
+                                or len(node_lr) != max(vocab - 1, 0)):
+        raise ValueError(f"the Huffman tree's node_lr must be {max(vocab - 1, 0)} contiguous float32s")
+    return (tree.codes.ctypes.data, tree.points.ctypes.data, tree.lengths.ctypes.data, tree.codes.shape[1],
+            None if node_lr is None else node_lr.ctypes.data)
 
 
 def _row_marks(marks, table) -> int:

@@ -60,10 +60,13 @@ def tree_targets(positive: torch.Tensor, codes: torch.Tensor, points: torch.Tens
 
 def skipgram_step(in_table: torch.Tensor, out_table: torch.Tensor, centres: torch.Tensor, targets: torch.Tensor,
                   labels: torch.Tensor, valid: torch.Tensor, lr: torch.Tensor | float,
-                  max_score: float | None = None) -> torch.Tensor:
-    """One summed-gradient SGD step in place: each centre's (B,) input row against its targets (B, T)."""
+                  max_score: float | None = None, row_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """One summed-gradient SGD step in place: each centre's (B,) input row against its targets (B, T).
+    row_scale (B, T): each target row's share of lr (hierarchical softmax's inner-node subsampling), or None."""
     hidden, rows = in_table[centres], out_table[targets]
     hidden_update, row_updates, loss = logistic_update(hidden, rows, labels, valid, lr, max_score)
+    if row_scale is not None:
+        row_updates = row_updates * row_scale.unsqueeze(2)
     out_table.index_add_(0, targets.reshape(-1), row_updates.reshape(-1, out_table.shape[1]))
     in_table.index_add_(0, centres, hidden_update)
     return loss
@@ -71,12 +74,16 @@ def skipgram_step(in_table: torch.Tensor, out_table: torch.Tensor, centres: torc
 
 def cbow_step(in_table: torch.Tensor, out_table: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor,
               targets: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor,
-              lr: torch.Tensor | float, max_score: float | None = None) -> torch.Tensor:
-    """CBOW step in place: the context mean (B, 2W) against the targets; every context row gets the full error."""
+              lr: torch.Tensor | float, max_score: float | None = None,
+              row_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """CBOW step in place: the context mean (B, 2W) against the targets; every context row gets the full error.
+    row_scale: as skipgram_step's."""
     weights = mask.to(in_table.dtype).unsqueeze(2)
     hidden = (in_table[contexts] * weights).sum(1) / weights.sum(1).clamp_min(1.0)
     rows = out_table[targets]
     hidden_update, row_updates, loss = logistic_update(hidden, rows, labels, valid, lr, max_score)
+    if row_scale is not None:
+        row_updates = row_updates * row_scale.unsqueeze(2)
     out_table.index_add_(0, targets.reshape(-1), row_updates.reshape(-1, out_table.shape[1]))
     in_table.index_add_(0, contexts.reshape(-1), (hidden_update.unsqueeze(1) * weights).reshape(-1, in_table.shape[1]))
     return loss

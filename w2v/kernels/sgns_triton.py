@@ -85,29 +85,31 @@ if triton is not None:
         return h_grad, loss
 
     @triton.jit
-    def _train_path(h, out_ptr, word, codes_ptr, points_ptr, lengths_ptr, width, lr, cols, in_row,
+    def _train_path(h, out_ptr, word, codes_ptr, points_ptr, lengths_ptr, node_lr_ptr, width, lr, cols, in_row,
                     DIM: tl.constexpr):
         """Hierarchical softmax for one example: h against the inner nodes on `word`'s Huffman path
-        (output rows updated in place, each at once); returns (gradient for h, loss)."""
+        (output rows updated in place, each at once, at its node's share of lr: node_lr_ptr, one float per
+        output row); returns (gradient for h, loss)."""
         h_grad = tl.zeros_like(h)
         loss = 0.0
         path = word.to(tl.int64) * width
         length = tl.load(lengths_ptr + word).to(tl.int32)
         for k in range(length):
             code = tl.load(codes_ptr + path + k).to(tl.float32)
-            row_ptr = out_ptr + tl.load(points_ptr + path + k).to(tl.int64) * DIM + cols
+            node = tl.load(points_ptr + path + k).to(tl.int64)
+            row_ptr = out_ptr + node * DIM + cols
             row = tl.load(row_ptr, mask=in_row, other=0.0)
             score = tl.sum(h * row, axis=0)
             # word2vec.c leaves a saturated node alone (w2v/objective.py HS_MAX_SCORE)
             g = tl.where(tl.abs(score) < 6.0, lr * (1.0 - code - tl.sigmoid(score)), 0.0)
             h_grad += g * row
-            tl.atomic_add(row_ptr, g * h, mask=in_row)
+            tl.atomic_add(row_ptr, g * tl.load(node_lr_ptr + node) * h, mask=in_row)
             loss += -_log_sigmoid((1.0 - 2.0 * code) * score)
         return h_grad, loss
 
     @triton.jit
     def _skipgram_hs_kernel(in_ptr, out_ptr, centres_ptr, contexts_ptr, codes_ptr, points_ptr, lengths_ptr,
-                            lrs_ptr, losses_ptr, n, width, DIM: tl.constexpr, BLOCK_DIM: tl.constexpr,
+                            node_lr_ptr, lrs_ptr, losses_ptr, n, width, DIM: tl.constexpr, BLOCK_DIM: tl.constexpr,
                             EXAMPLES: tl.constexpr):
         program = tl.program_id(0)
         cols = tl.arange(0, BLOCK_DIM)
@@ -119,14 +121,14 @@ if triton is not None:
                 h_ptr = in_ptr + tl.load(centres_ptr + example).to(tl.int64) * DIM + cols
                 h = tl.load(h_ptr, mask=in_row, other=0.0)
                 h_grad, loss = _train_path(h, out_ptr, tl.load(contexts_ptr + example), codes_ptr, points_ptr,
-                                           lengths_ptr, width, tl.load(lrs_ptr + example), cols, in_row, DIM)
+                                           lengths_ptr, node_lr_ptr, width, tl.load(lrs_ptr + example), cols, in_row, DIM)
                 tl.atomic_add(h_ptr, h_grad, mask=in_row)
                 total += loss
         tl.store(losses_ptr + program, total)
 
     @triton.jit
     def _cbow_hs_kernel(in_ptr, out_ptr, contexts_ptr, mask_ptr, centres_ptr, codes_ptr, points_ptr, lengths_ptr,
-                        lrs_ptr, losses_ptr, n, width, DIM: tl.constexpr, BLOCK_DIM: tl.constexpr,
+                        node_lr_ptr, lrs_ptr, losses_ptr, n, width, DIM: tl.constexpr, BLOCK_DIM: tl.constexpr,
                         WIDTH: tl.constexpr, EXAMPLES: tl.constexpr):
         program = tl.program_id(0)
         cols = tl.arange(0, BLOCK_DIM)
@@ -144,7 +146,7 @@ if triton is not None:
                     count += use
                 h = h / tl.maximum(count, 1.0)
                 h_grad, loss = _train_path(h, out_ptr, tl.load(centres_ptr + example), codes_ptr, points_ptr,
-                                           lengths_ptr, width, tl.load(lrs_ptr + example), cols, in_row, DIM)
+                                           lengths_ptr, node_lr_ptr, width, tl.load(lrs_ptr + example), cols, in_row, DIM)
                 for j in tl.static_range(WIDTH):
                     if tl.load(mask_ptr + example * WIDTH + j) != 0:  # as _cbow_kernel: no atomic on unused slots
                         word = tl.load(contexts_ptr + example * WIDTH + j)
@@ -242,27 +244,28 @@ def cbow_examples(in_table: torch.Tensor, out_table: torch.Tensor, contexts: tor
 
 def skipgram_hs_examples(in_table: torch.Tensor, out_table: torch.Tensor, centres: torch.Tensor,
                          contexts: torch.Tensor, codes: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor,
-                         lr: torch.Tensor | float) -> torch.Tensor:
+                         node_lr: torch.Tensor, lr: torch.Tensor | float) -> torch.Tensor:
     """Hierarchical softmax: each centre against its context's Huffman path (codes (V, L) int8, points
-    (V, L) int64, lengths (V,) int64, on the tables' device), in place; returns the summed loss."""
+    (V, L) int64, lengths (V,) int64, node_lr float32 per output row, on the tables' device), in place;
+    returns the summed loss."""
     n, dim = centres.shape[0], in_table.shape[1]
     grid, block = _launch_shape(n, dim)
     losses = torch.empty(grid, device=in_table.device, dtype=torch.float32)
     _skipgram_hs_kernel[(grid,)](in_table, out_table, centres.contiguous(), contexts.contiguous(), codes, points,
-                                 lengths, _lrs(lr, n, in_table), losses, n, codes.shape[1], DIM=dim, BLOCK_DIM=block,
+                                 lengths, node_lr, _lrs(lr, n, in_table), losses, n, codes.shape[1], DIM=dim, BLOCK_DIM=block,
                                  EXAMPLES=EXAMPLES_PER_PROGRAM, num_warps=NUM_WARPS)
     return losses.sum(dtype=torch.float64)
 
 
 def cbow_hs_examples(in_table: torch.Tensor, out_table: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor,
                      centres: torch.Tensor, codes: torch.Tensor, points: torch.Tensor, lengths: torch.Tensor,
-                     lr: torch.Tensor | float) -> torch.Tensor:
+                     node_lr: torch.Tensor, lr: torch.Tensor | float) -> torch.Tensor:
     """Hierarchical softmax: each window's context mean against its centre's Huffman path; the summed loss."""
     n, dim = centres.shape[0], in_table.shape[1]
     grid, block = _launch_shape(n, dim)
     losses = torch.empty(grid, device=in_table.device, dtype=torch.float32)
     _cbow_hs_kernel[(grid,)](in_table, out_table, contexts.contiguous(), mask.to(torch.int8).contiguous(),
-                             centres.contiguous(), codes, points, lengths, _lrs(lr, n, in_table), losses, n,
+                             centres.contiguous(), codes, points, lengths, node_lr, _lrs(lr, n, in_table), losses, n,
                              codes.shape[1], DIM=dim, BLOCK_DIM=block, WIDTH=contexts.shape[1],
                              EXAMPLES=EXAMPLES_PER_PROGRAM, num_warps=NUM_WARPS)
     return losses.sum(dtype=torch.float64)

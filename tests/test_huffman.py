@@ -105,6 +105,8 @@ def test_the_memory_guard_counts_the_tree():
               for loss in ("ns", "hs"))
     tree = build_huffman(counts)
     assert hs["tables"] - ns["tables"] == tree.peak_bytes() >= tree.codes.size * 18
+    subsampled = make_objective("skipgram", 5, 5, "hs", counts, node_sample=1e-3).tree
+    assert subsampled.peak_bytes() - tree.peak_bytes() == (2 * len(counts) - 1) * 4  # node_lr and its device copy
 
 
 def test_node_subsampling_is_word2vecs_keep_probability_of_each_inner_nodes_traffic():

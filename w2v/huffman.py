@@ -47,9 +47,11 @@ class HuffmanTree:
 
     def peak_bytes(self) -> int:
         """The tree's arrays, and at most one copy of them as the torch and Triton steps read them (float32
-        codes, int64 points and lengths): a run's share of memory for hierarchical softmax."""
+        codes, int64 points and lengths, node_lr over the output rows): a run's share of memory for
+        hierarchical softmax."""
         cells, words = self.codes.size, len(self.lengths)
-        return self.codes.nbytes + self.points.nbytes + self.lengths.nbytes + cells * (4 + 8 + 1) + words * 8
+        node_lr = 0 if self.node_lr is None else self.node_lr.nbytes + words * 4  # and its copy over the output rows
+        return self.codes.nbytes + self.points.nbytes + self.lengths.nbytes + cells * (4 + 8 + 1) + words * 8 + node_lr
 
     def node_lr_on(self, device: torch.device, rows: int) -> torch.Tensor:
         """(rows,) float32 learning-rate scale per output row on `device` (1 past the inner nodes), copied once."""

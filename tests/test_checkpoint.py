@@ -105,6 +105,10 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     with pytest.raises(W2VError, match=r"dim=16 \(now 32\)"):
         check_run_key({"dim": 16, "model": "cbow"}, {"dim": 32, "model": "cbow"}, tmp_path / "c.pt")
     check_run_key({"dim": 16}, {"dim": 16}, tmp_path / "c.pt")
+    # an hs checkpoint from before inner-node subsampling trained every node at the full rate
+    with pytest.raises(W2VError, match=r"hs_node_subsampling=False \(now True\)"):
+        check_run_key({"loss": "hs"}, {"loss": "hs", "hs_node_subsampling": True}, tmp_path / "c.pt")
+    check_run_key({"loss": "hs"}, {"loss": "hs", "hs_node_subsampling": False}, tmp_path / "c.pt")
 
 
 def test_save_is_atomic_and_loads_with_weights_only(tmp_path, monkeypatch):

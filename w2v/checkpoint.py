@@ -104,6 +104,7 @@ def run_key(cfg: RunConfig, corpus_key: str, world_size: int) -> dict[str, Any]:
     return {
         "corpus": corpus_key, "model": cfg.model.name, "dim": cfg.model.dim, "window": cfg.model.window,
         "negative": cfg.model.negative, "loss": cfg.model.loss, "backend": cfg.backend.name, "min_count": cfg.vocab.min_count,
+        **({"hs_node_subsampling": cfg.model.hs_node_subsampling} if cfg.model.loss == "hs" else {}),
         "max_size": cfg.vocab.max_size, "sample": cfg.vocab.sample, "epochs": cfg.train.epochs,
         "lr": cfg.train.lr, "min_lr": cfg.train.min_lr, "batch_size": cfg.train.batch_size,
         "seed": cfg.train.seed, "world_size": world_size,
@@ -115,7 +116,7 @@ def run_key(cfg: RunConfig, corpus_key: str, world_size: int) -> dict[str, Any]:
 
 
 # Keys added to the run key after checkpoints were written without them: the value those runs had.
-LATER_KEYS = {"loss": "ns"}
+LATER_KEYS = {"loss": "ns", "hs_node_subsampling": False}
 
 
 def check_run_key(saved: Mapping[str, Any], current: Mapping[str, Any], path: Path) -> None:

@@ -15,6 +15,10 @@ points handed to gensim in place of its own). Every tree of these counts gives t
 which equal-count words end up siblings differs, and that choice moves the quality of either trainer
 by more than its seeds do (docs/performance.md, "Hierarchical softmax", session 18). The third row
 separates the two: gensim's own tree against gensim on w2v's is the tree; that row against w2v is the trainer.
+--one-worker-gensim adds gensim with 1 worker. gensim's workers write the shared inner-node rows with no lock
+and every hs example writes the root, so with several workers some of those writes are lost, which moves
+gensim's figures (tech-clean skip-gram, 5 epochs: analogy +0.5 points, WS-353 -0.016 with 2 workers against 1);
+w2v's threads lose no update, like one gensim worker (docs/performance.md, "Hierarchical softmax", session 19).
 Prints a table (mean ± sd over seeds; time ratio w2v / gensim; each figure's difference from gensim's own row
 with Welch's t, where |t| < 2 is within seed noise) and writes bench_hs.md / bench_hs.csv to --out. Epochs
 default to the project's train.epochs, so the table measures the defaults.

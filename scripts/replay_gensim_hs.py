@@ -174,16 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     if shipped is None:
         print("error: the C kernel did not build (see the warning above)", file=sys.stderr)
         return 2
-    rows = []
+    rows, sentence_ids = [], None
+    w2v_id = {word: i for i, word in enumerate(words)}
     with tempfile.TemporaryDirectory() as folder:
         exact = gensim_order_kernel(Path(folder)) if args.exact else None
         for seed in range(1, args.seeds + 1):
             record = record_gensim(sentences, token_ids, args, seed)
             gensim_model = record["model"]
-            w2v_id = {word: i for i, word in enumerate(words)}
-            gensim_to_w2v = np.asarray([w2v_id[w] for w in gensim_model.wv.index_to_key], dtype=np.int64)
-            w2v_to_gensim = {w2v_id[w]: g for g, w in enumerate(gensim_model.wv.index_to_key)}
-            sentence_ids = [np.asarray([w2v_to_gensim[w2v_id[w]] for w in s], dtype=np.int64) for s in sentences]
+            if sentence_ids is None:  # gensim numbers its words by count, the same for every seed
+                gensim_to_w2v = np.asarray([w2v_id[w] for w in gensim_model.wv.index_to_key], dtype=np.int64)
+                gensim_index = {w: g for g, w in enumerate(gensim_model.wv.index_to_key)}
+                sentence_ids = [np.asarray([gensim_index[w] for w in s], dtype=np.int64) for s in sentences]
             runs = [("gensim, 1 worker, w2v's tree", None, None), ("w2v kernel", shipped, plain),
                     ("w2v kernel, node subsampling", shipped, subsampled)]
             if exact is not None:
@@ -200,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
                     difference = f"{gap.mean():.2e} (max {gap.max():.2e})"
                 kv = to_keyed_vectors(list(gensim_model.wv.index_to_key), vectors,
                                       counts[gensim_to_w2v])
+                quality = evaluate_vectors(kv)
                 row = {"seed": seed, "system": system, "seconds": seconds, "table_gap": difference,
-                       **{k: evaluate_vectors(kv)[k] for k in METRICS}}
+                       **{k: quality[k] for k in METRICS}}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     name = Path(args.corpus[0]).name if args.corpus else "sample"
